@@ -1,0 +1,179 @@
+"""Array backends: one code path for NumPy (CPU) and CuPy (GPU).
+
+Every op in miniclip is written once against an *array module* ``xp`` — ``numpy`` on
+the CPU, ``cupy`` on a GPU — found from the arrays it is given::
+
+    xp = get_array_module(x)
+    y = xp.exp(x)
+
+Devices are named by strings: ``"cpu"`` and ``"cuda"``. CuPy is imported only when a
+``"cuda"`` array is first asked for, so ``import miniclip`` never touches a GPU API.
+
+Tests register a third device, ``"strict"`` (see ``tests/strict_backend.py``), whose
+arrays refuse implicit conversion to NumPy exactly as CuPy's do. Code that would
+break on a GPU (``np.exp(cuda_array)``, ``float_array + numpy_array``) breaks there
+too, on machines that have no GPU.
+"""
+import numpy as np
+
+_DEVICES = {}  # name -> Device, filled by register_device
+
+
+class Device:
+    """A place arrays live: its name, its array module, and how to copy arrays in and out.
+
+    ``to_device(np_array)`` copies a host array onto the device; ``to_host(array)``
+    copies a device array back into a new ``numpy.ndarray``.
+    """
+
+    def __init__(self, name, load_module, array_type, to_device, to_host):
+        self.name = name
+        self._load_module = load_module
+        self._array_type = array_type
+        self.to_device = to_device
+        self.to_host = to_host
+        self._module = None
+
+    @property
+    def xp(self):
+        """The array module (loaded on first use, so CuPy is imported only when needed)."""
+        if self._module is None:
+            self._module = self._load_module()
+        return self._module
+
+    def owns(self, array):
+        """True when ``array`` is an array of this device (never imports the device's module)."""
+        return self._module is not None and isinstance(array, self._array_type())
+
+    def __repr__(self):
+        return f"device(type='{self.name}')"
+
+
+def register_device(device):
+    """Make a device known by name (``"cpu"``, ``"cuda"`` and the test-only ``"strict"``)."""
+    _DEVICES[device.name] = device
+    return device
+
+
+def _load_cupy():
+    try:
+        import cupy
+    except ImportError as error:
+        raise RuntimeError(
+            "device 'cuda' needs CuPy, which is not installed. Install the build for your "
+            "CUDA version, e.g. `pip install cupy-cuda12x`, or use device='cpu'."
+        ) from error
+    return cupy
+
+
+def _cupy_ndarray():
+    import cupy
+
+    return cupy.ndarray
+
+
+CPU = register_device(Device("cpu", lambda: np, lambda: np.ndarray,
+                             to_device=np.array, to_host=np.array))
+CUDA = register_device(Device("cuda", _load_cupy, _cupy_ndarray,
+                              to_device=lambda a: _load_cupy().asarray(a),
+                              to_host=lambda a: a.get()))
+CPU._module = np  # numpy is always loaded
+
+
+def get_device(name_or_device):
+    """Look up a device by name (``"cpu"``, ``"cuda"``, ``"cuda:0"``) or pass a Device through."""
+    if isinstance(name_or_device, Device):
+        return name_or_device
+    name = str(name_or_device).split(":")[0]
+    if name not in _DEVICES:
+        raise ValueError(f"unknown device {name_or_device!r}; known devices: {sorted(_DEVICES)}")
+    return _DEVICES[name]
+
+
+def device_of(array):
+    """The Device an array lives on. NumPy scalars count as CPU arrays."""
+    if isinstance(array, (np.ndarray, np.generic)):
+        return CPU
+    for device in _DEVICES.values():
+        if device.owns(array):
+            return device
+    raise TypeError(f"expected an array of a known device, got {type(array).__name__}")
+
+
+def get_array_module(array):
+    """``numpy`` for CPU arrays, ``cupy`` for GPU arrays (the ``xp`` every op is written against)."""
+    return device_of(array).xp
+
+
+def to_numpy(array):
+    """A NumPy copy of any device's array (an explicit device-to-host transfer)."""
+    return device_of(array).to_host(array)
+
+
+def move(array, device):
+    """Copy ``array`` onto ``device`` (a no-op when it is already there)."""
+    target, source = get_device(device), device_of(array)
+    if target is source:
+        return array
+    host = source.to_host(array)
+    return target.to_device(host)
+
+
+def erf(x):
+    """The error function, elementwise, for any device's floating array.
+
+    NumPy has no ``erf``; CuPy has one in ``cupyx``. For every other backend we use the
+    rational approximation of W. J. Cody (1969), accurate to float64 round-off, written
+    with ``xp`` operations only so that it runs on any array module.
+    """
+    xp = get_array_module(x)
+    if xp.__name__ == "cupy":
+        from cupyx.scipy.special import erf as cupy_erf
+
+        return cupy_erf(x)
+    return _cody_erf(xp, x)
+
+
+# Coefficients of Cody's rational approximations, "Rational Chebyshev approximations for
+# the error function", Math. Comp. 23 (1969), for |x| < 0.5, 0.5 <= |x| < 4 and |x| >= 4.
+_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
+          3.20937758913846947e03, 1.85777706184603153e-1)
+_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
+          2.84423683343917062e03)
+_ERF_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
+          2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
+          2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
+_ERF_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+          1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+          3.43936767414372164e03, 1.23033935480374942e03)
+_ERF_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+          1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
+_ERF_Q = (2.56852019228982242e00, 1.87295284992346725e00, 5.27905102951428412e-1,
+          6.05183413124413191e-2, 2.33520497626869185e-3)
+
+
+def _cody_erf(xp, x):
+    dtype = x.dtype
+    x = x.astype(xp.float64)
+    ax = xp.abs(x)
+    # |x| < 0.5: erf(x) = x * P(x^2) / Q(x^2)
+    z = ax * ax
+    num, den = _ERF_A[4] * z, z
+    for i in range(3):
+        num, den = (num + _ERF_A[i]) * z, (den + _ERF_B[i]) * z
+    small = x * (num + _ERF_A[3]) / (den + _ERF_B[3])
+    # 0.5 <= |x| < 4: erfc(|x|) = exp(-x^2) * R(|x|)
+    num, den = _ERF_C[8] * ax, ax
+    for i in range(7):
+        num, den = (num + _ERF_C[i]) * ax, (den + _ERF_D[i]) * ax
+    medium = xp.exp(-z) * (num + _ERF_C[7]) / (den + _ERF_D[7])
+    # |x| >= 4: erfc(|x|) = exp(-x^2)/|x| * (1/sqrt(pi) + R(1/x^2)/x^2)
+    inv = 1.0 / xp.maximum(z, 16.0)  # the clamp only keeps the unused lanes finite
+    num, den = _ERF_P[5] * inv, inv
+    for i in range(4):
+        num, den = (num + _ERF_P[i]) * inv, (den + _ERF_Q[i]) * inv
+    tail = inv * (num + _ERF_P[4]) / (den + _ERF_Q[4])
+    large = xp.exp(-z) / xp.maximum(ax, 4.0) * (0.5641895835477562869 - tail)
+    erfc_abs = xp.where(ax < 4.0, medium, large)
+    big = xp.sign(x) * (1.0 - erfc_abs)
+    return xp.where(ax < 0.5, small, big).astype(dtype)
