@@ -93,7 +93,8 @@ def gradcheck(fn, inputs, params=(), mode="exhaustive", eps=None, atol=None, rto
     """Compare the gradients ``backward`` gives with central finite differences.
 
     ``fn(*inputs)`` must return a Tensor. The tensors checked are the ``inputs`` with
-    ``requires_grad=True`` plus every tensor in ``params`` (e.g. ``module.parameters()``).
+    ``requires_grad=True`` plus every tensor in ``params`` (e.g. ``module.parameters()``,
+    or ``module.named_parameters()`` so that a failure names the parameter).
     Returns a ``GradcheckReport``; raises ``GradcheckError`` on a mismatch unless
     ``raise_exception=False``. Existing ``.grad`` values are left as they were.
     """
@@ -102,7 +103,7 @@ def gradcheck(fn, inputs, params=(), mode="exhaustive", eps=None, atol=None, rto
     inputs = list(inputs)
     checked = [(f"input {i}", t) for i, t in enumerate(inputs)
                if isinstance(t, Tensor) and t.requires_grad]
-    checked += [(getattr(p, "name", None) or f"param {i}", p) for i, p in enumerate(params)]
+    checked += [p if isinstance(p, tuple) else (f"param {i}", p) for i, p in enumerate(params)]
     if not checked:
         raise ValueError("gradcheck: nothing to check: no input has requires_grad=True and no "
                          "params were given")
