@@ -1,0 +1,639 @@
+"""Read and write CLIP weights as plain NumPy state dicts, without PyTorch.
+
+A *state dict* here is a ``dict[str, numpy.ndarray]`` that uses the parameter
+names of OpenAI's reference code, e.g. ``visual.conv1.weight``,
+``transformer.resblocks.0.attn.in_proj_weight`` or ``logit_scale``.
+
+:func:`load_state_dict` recognises a file by its contents, not by its name:
+
+* OpenAI's released ``.pt`` files.  They are TorchScript archives: zip files
+  holding ``data.pkl``, a pickle of the module tree whose tensors point at raw
+  byte buffers stored next to it as ``data/0``, ``data/1``, ...
+* ``torch.save`` files (PyTorch >= 1.6), which use the same zip layout with a
+  pickled dict of tensors instead of a module tree.
+* ``.npz`` files, e.g. written by :func:`save_npz`.
+* ``.safetensors`` files, e.g. written by :func:`save_safetensors`.
+* Hugging Face ``transformers`` CLIP checkpoints: a folder with
+  ``config.json`` and ``model.safetensors`` (or ``pytorch_model.bin``), or one
+  of those weight files alone.  Their names are translated to OpenAI's.
+
+Pickle files can run arbitrary code when loaded with ``pickle.load``.  We never
+do that: :class:`_RestrictedUnpickler` only lets a pickle refer to the handful
+of names that describe tensors and containers, and never calls the real
+PyTorch functions behind those names.
+
+Floating-point tensors are converted to float32 on load (the released files
+store most weights as float16).  Integer tensors, such as BatchNorm's
+``num_batches_tracked`` counter, keep their integer type.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import pickle
+import re
+import secrets
+import struct
+import zipfile
+
+import numpy as np
+
+__all__ = [
+    "load_state_dict",
+    "load_safetensors",
+    "save_safetensors",
+    "save_npz",
+    "convert_hf_state_dict",
+    "atomic_write",
+]
+
+
+# --------------------------------------------------------------------------
+# Element types
+# --------------------------------------------------------------------------
+
+# Element types by their safetensors names.  Byte order is spelled out ("<" =
+# little-endian) because both file formats fix it, whatever the machine uses.
+# NumPy has no bfloat16, so BF16 is read as raw 16-bit words and converted by
+# _decode_buffer.
+_DTYPES = {
+    "F64": np.dtype("<f8"),
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "BF16": np.dtype("<u2"),
+    "I64": np.dtype("<i8"),
+    "I32": np.dtype("<i4"),
+    "I16": np.dtype("<i2"),
+    "I8": np.dtype("i1"),
+    "U8": np.dtype("u1"),
+    "BOOL": np.dtype("?"),
+}
+
+# The reverse table, used when writing.  BF16 is left out: NumPy arrays are
+# never bfloat16, so we never write it.
+_DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items() if name != "BF16"}
+
+
+def _bfloat16_to_float32(words: np.ndarray) -> np.ndarray:
+    """Widen raw bfloat16 bit patterns (uint16) to float32 values.
+
+    bfloat16 is simply the upper half of a float32: same sign bit, same 8
+    exponent bits, only 7 of the 23 mantissa bits.  Shifting the 16 bits into
+    the top of a 32-bit word and reinterpreting it as float32 is exact.
+    """
+    return (words.astype(np.uint32) << 16).view(np.float32)
+
+
+def _decode_buffer(buffer, dtype_name: str) -> np.ndarray:
+    """View raw little-endian bytes as a flat array of the named element type."""
+    flat = np.frombuffer(buffer, dtype=_DTYPES[dtype_name])
+    if dtype_name == "BF16":
+        flat = _bfloat16_to_float32(flat)
+    return flat
+
+
+def _to_float32(state_dict: dict) -> dict[str, np.ndarray]:
+    """Convert every floating-point array to float32; leave integer ones alone."""
+    return {
+        name: value.astype(np.float32, copy=False)
+        if np.issubdtype(value.dtype, np.floating)
+        else value
+        for name, value in state_dict.items()
+    }
+
+
+# --------------------------------------------------------------------------
+# Writing files safely
+# --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """Open ``path`` for binary writing so that it appears complete or not at all.
+
+    The data goes to a temporary file in the same folder, which replaces
+    ``path`` only once the ``with`` block has finished without error.  If
+    anything goes wrong (a bad array, a full disk, Ctrl-C) the temporary file
+    is deleted and an existing file at ``path`` is left untouched.  The
+    temporary file must be in the same folder because ``os.replace`` is only
+    atomic within one file system.
+    """
+    path = os.fspath(path)
+    temporary = f"{path}.{secrets.token_hex(4)}.tmp"
+    try:
+        # "x" refuses to overwrite: the random suffix should never collide.
+        with open(temporary, "xb") as file:
+            yield file
+            # Make sure the bytes are on disk before the file gets its name.
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
+
+
+# --------------------------------------------------------------------------
+# .npz
+# --------------------------------------------------------------------------
+
+
+def save_npz(path, state_dict: dict[str, np.ndarray]) -> None:
+    """Save a state dict as an uncompressed ``.npz`` file (atomically).
+
+    Object arrays raise ``TypeError``: NumPy would pickle them, and our
+    loader (rightly) refuses pickles inside ``.npz`` files.
+    """
+    arrays = {name: np.asarray(value) for name, value in state_dict.items()}
+    for name, array in arrays.items():
+        if array.dtype.hasobject:
+            raise TypeError(f"cannot save {name!r}: arrays of Python objects would have to be pickled")
+    with atomic_write(path) as file:
+        # Passing an open file stops NumPy from appending ".npz" to the name.
+        np.savez(file, **arrays)
+
+
+def _load_npz(path) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` file (refusing pickled object arrays)."""
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+# --------------------------------------------------------------------------
+# .safetensors
+# --------------------------------------------------------------------------
+# Layout: an 8-byte little-endian unsigned integer N, then N bytes of JSON
+# header, then one buffer holding every tensor's raw little-endian bytes.
+# The header maps each tensor name to {"dtype", "shape", "data_offsets":
+# [begin, end]}, offsets counted from the start of that buffer; the optional
+# "__metadata__" entry maps strings to strings.
+
+
+def save_safetensors(path, state_dict: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
+    """Save a state dict as a ``.safetensors`` file (atomically).
+
+    Arrays keep their element type (F64, F32, F16, I64, I32, I16, I8, U8 or
+    BOOL); anything else, such as object arrays, raises ``TypeError`` before a
+    single byte is written.
+    """
+    header: dict = {} if metadata is None else {"__metadata__": dict(metadata)}
+    buffers = []
+    offset = 0
+    for name, value in state_dict.items():
+        array = np.asarray(value)
+        # Files are little-endian: convert big-endian arrays ("|" types,
+        # i.e. single bytes, have no byte order and stay as they are).
+        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        if array.dtype not in _DTYPE_NAMES:
+            raise TypeError(f"cannot save {name!r}: safetensors has no type for NumPy dtype {value.dtype}")
+        header[name] = {
+            "dtype": _DTYPE_NAMES[array.dtype],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + array.nbytes],
+        }
+        buffers.append(array)
+        offset += array.nbytes
+
+    header_bytes = json.dumps(header).encode("utf-8")
+    # Pad the header with spaces (valid JSON) so the data starts at a multiple
+    # of 8 bytes, as the reference implementation does; readers can then map
+    # the data without misaligned 8-byte values.
+    header_bytes += b" " * (-len(header_bytes) % 8)
+    with atomic_write(path) as file:
+        file.write(struct.pack("<Q", len(header_bytes)))
+        file.write(header_bytes)
+        for array in buffers:
+            file.write(array.tobytes())
+
+
+def load_safetensors(path) -> dict[str, np.ndarray]:
+    """Read a ``.safetensors`` file, keeping each tensor's element type.
+
+    The one exception is BF16, which NumPy lacks: it is widened to float32.
+    Raises ``ValueError`` naming the file if the header is malformed or the
+    file is shorter than the header says.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as file:
+        file_size = os.fstat(file.fileno()).st_size
+        (header_size,) = struct.unpack("<Q", _read_exactly(file, 8, path))
+        if header_size > file_size - 8:
+            raise ValueError(f"{path}: safetensors header length {header_size} exceeds the file size {file_size}")
+        try:
+            header = json.loads(_read_exactly(file, header_size, path))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: safetensors header is not valid JSON ({error})") from None
+        header.pop("__metadata__", None)
+        data_start = 8 + header_size
+
+        state_dict = {}
+        for name, entry in header.items():
+            try:
+                dtype_name, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"{path}: malformed safetensors header entry {name!r}: {entry!r}") from None
+            if dtype_name not in _DTYPES:
+                raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {dtype_name}")
+            expected = int(np.prod(shape)) * _DTYPES[dtype_name].itemsize
+            if end - begin != expected or begin < 0:
+                raise ValueError(f"{path}: tensor {name!r} has data_offsets {[begin, end]} for {expected} bytes")
+            file.seek(data_start + begin)
+            buffer = bytearray(_read_exactly(file, expected, path))  # bytearray: the array is writable
+            state_dict[name] = _decode_buffer(buffer, dtype_name).reshape(shape)
+    return state_dict
+
+
+def _read_exactly(file, size: int, path) -> bytes:
+    """Read ``size`` bytes or raise ``ValueError`` saying the file is truncated."""
+    data = file.read(size)
+    if len(data) != size:
+        raise ValueError(f"{path}: file is truncated (wanted {size} bytes at offset {file.tell() - len(data)}, got {len(data)})")
+    return data
+
+
+# --------------------------------------------------------------------------
+# PyTorch pickles (torch.save files and TorchScript archives)
+# --------------------------------------------------------------------------
+# A PyTorch zip archive looks like this (the folder name varies):
+#
+#     archive/data.pkl       pickle of the saved object (dict or module tree)
+#     archive/data/0, ...    raw bytes of each tensor storage
+#     archive/byteorder      "little" or "big" (missing in older files: little)
+#     archive/constants.pkl  TorchScript only: constants of the traced code
+#     archive/code/...       TorchScript only: the model's compiled code
+#
+# Inside data.pkl a tensor is the call
+#     torch._utils._rebuild_tensor_v2(storage, offset, shape, stride, ...)
+# where `storage` is a "persistent id", a tuple that the pickle cannot
+# resolve by itself and hands to Unpickler.persistent_load:
+#     ("storage", torch.FloatStorage, "0", "cpu", number_of_elements)
+# meaning "the float32 elements stored in archive/data/0".
+
+# Storage classes named in the pickles, and the element type they stand for.
+_TORCH_STORAGE_DTYPES = {
+    "DoubleStorage": "F64",
+    "FloatStorage": "F32",
+    "HalfStorage": "F16",
+    "BFloat16Storage": "BF16",
+    "LongStorage": "I64",
+    "IntStorage": "I32",
+    "ShortStorage": "I16",
+    "CharStorage": "I8",
+    "ByteStorage": "U8",
+    "BoolStorage": "BOOL",
+}
+
+
+class _StorageType:
+    """Stand-in for a class such as ``torch.FloatStorage``: just its element type."""
+
+    def __init__(self, dtype_name: str):
+        self.dtype_name = dtype_name
+
+
+class TorchScriptObject:
+    """Inert stand-in for a TorchScript module object (a ``__torch__.*`` class).
+
+    Unpickling such an object only stores its attributes (submodules,
+    tensors, flags like ``training``) in ``self.state``; no code of the
+    original class exists here, so none can run.
+    """
+
+    def __setstate__(self, state):
+        # Called by pickle's BUILD opcode with the object's attribute dict.
+        self.state = state
+
+
+def _rebuild_tensor(storage, storage_offset, shape, stride, *_ignored) -> np.ndarray:
+    """Our version of ``torch._utils._rebuild_tensor_v2``: an array from a storage.
+
+    A PyTorch tensor is a window onto a flat storage: element ``[i, j, ...]``
+    lives at ``storage[offset + i*stride[0] + j*stride[1] + ...]``.  We check
+    that the window fits inside the storage (a crafted file could otherwise
+    make NumPy read memory outside it), take that strided view and copy it
+    into a normal C-contiguous array.  The ignored arguments are
+    ``requires_grad``, backward hooks and optional metadata.
+    """
+    if not isinstance(storage, np.ndarray):
+        raise pickle.UnpicklingError("tensor storage is not a persistent storage reference")
+    if storage_offset < 0 or any(n < 0 for n in shape) or any(s < 0 for s in stride) or len(shape) != len(stride):
+        raise pickle.UnpicklingError(f"invalid tensor layout: offset {storage_offset}, shape {shape}, stride {stride}")
+    if 0 in shape:
+        return np.empty(shape, dtype=storage.dtype)
+    last = storage_offset + sum((n - 1) * s for n, s in zip(shape, stride))
+    if last >= storage.size:
+        raise pickle.UnpicklingError(
+            f"tensor (offset {storage_offset}, shape {shape}, stride {stride}) "
+            f"reaches element {last} of a storage of {storage.size} elements"
+        )
+    window = np.lib.stride_tricks.as_strided(
+        storage[storage_offset:], shape=shape, strides=[s * storage.itemsize for s in stride]
+    )
+    return window.copy()
+
+
+def _rebuild_parameter(data, *_ignored) -> np.ndarray:
+    """Our version of ``torch._utils._rebuild_parameter``: a parameter is just its data."""
+    return data
+
+
+# The only globals a pickle may name, and what we hand back instead.
+_ALLOWED_GLOBALS = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    **{("torch", name): _StorageType(dtype_name) for name, dtype_name in _TORCH_STORAGE_DTYPES.items()},
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that can only build tensors, containers and module shells.
+
+    ``pickle.Unpickler.find_class`` normally imports any module and returns
+    any attribute, which is how a malicious pickle calls ``os.system``.
+    Ours looks names up in ``_ALLOWED_GLOBALS`` and refuses everything else.
+
+    ``read_record(key)`` must return the raw bytes of storage ``key``.
+    """
+
+    def __init__(self, file, read_record):
+        super().__init__(file)
+        self._read_record = read_record
+        self._storages = {}  # key -> flat array; tensors may share a storage
+
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return _ALLOWED_GLOBALS[module, name]
+        # TorchScript names the classes of the saved modules "__torch__.<module>.<class>".
+        if module == "__torch__" or module.startswith("__torch__."):
+            return TorchScriptObject
+        raise pickle.UnpicklingError(
+            f"refusing to load global {module}.{name}: it is not part of a plain "
+            "tensor checkpoint, and loading it could run arbitrary code"
+        )
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
+        _, storage_type, key, _location, size = pid
+        if key not in self._storages:
+            storage = _decode_buffer(self._read_record(key), storage_type.dtype_name)
+            if storage.size < size:
+                raise pickle.UnpicklingError(f"storage {key!r} holds {storage.size} elements, expected {size}")
+            self._storages[key] = storage
+        return self._storages[key]
+
+
+def _find_torch_pickle(names: list[str]) -> str | None:
+    """The name of the archive's top-level ``<folder>/data.pkl``, if it has one."""
+    candidates = [name for name in names if name.endswith("/data.pkl") and name.count("/") == 1]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _load_torch_zip(path: str, archive: zipfile.ZipFile, pickle_name: str) -> dict[str, np.ndarray]:
+    """Read a ``torch.save`` file or a TorchScript archive into a state dict.
+
+    ``pickle_name`` is the archive's ``<folder>/data.pkl``; the storages are
+    in ``<folder>/data/``.
+    """
+    folder = pickle_name[: -len("data.pkl")]
+    if folder + "byteorder" in archive.namelist() and archive.read(folder + "byteorder") != b"little":
+        raise ValueError(f"{path}: big-endian PyTorch archives are not supported")
+
+    def read_record(key):
+        try:
+            return archive.read(f"{folder}data/{key}")
+        except KeyError:
+            raise ValueError(f"{path}: the archive has no storage {folder}data/{key}") from None
+
+    with archive.open(pickle_name) as file:
+        saved = _RestrictedUnpickler(file, read_record).load()
+
+    if isinstance(saved, TorchScriptObject):
+        return _flatten_module(saved)
+    return _unwrap_state_dict(saved, path)
+
+
+def _flatten_module(module: TorchScriptObject, prefix: str = "") -> dict[str, np.ndarray]:
+    """Collect the tensors of a TorchScript module tree under dotted names.
+
+    This gives the module's ``state_dict()``: in a traced module every tensor
+    attribute is a parameter or buffer (plain tensors used by the code become
+    constants, stored separately in ``constants.pkl``).
+    """
+    state_dict = {}
+    for name, value in module.state.items():
+        if isinstance(value, np.ndarray):
+            state_dict[prefix + name] = value
+        elif isinstance(value, TorchScriptObject):
+            state_dict.update(_flatten_module(value, prefix + name + "."))
+    return state_dict
+
+
+def _unwrap_state_dict(saved, path: str) -> dict[str, np.ndarray]:
+    """Find the state dict in what ``torch.save`` stored.
+
+    Training scripts often save ``{"state_dict": ..., "epoch": ...}``, and
+    models wrapped in ``DistributedDataParallel`` prefix every name with
+    ``module.``; both are undone here.
+    """
+    if isinstance(saved, dict) and isinstance(saved.get("state_dict"), dict):
+        saved = saved["state_dict"]
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: expected a state dict (a dict of tensors), found a {type(saved).__name__}")
+    for name, value in saved.items():
+        if not isinstance(value, np.ndarray):
+            raise ValueError(f"{path}: entry {name!r} of the state dict is a {type(value).__name__}, not a tensor")
+    if saved and all(name.startswith("module.") for name in saved):
+        saved = {name[len("module."):]: value for name, value in saved.items()}
+    return dict(saved)
+
+
+# --------------------------------------------------------------------------
+# Hugging Face transformers checkpoints
+# --------------------------------------------------------------------------
+# transformers' CLIPModel holds the same numbers as OpenAI's CLIP under
+# different names.  Three differences are more than a rename:
+# * attention: HF has separate q_proj/k_proj/v_proj; OpenAI (PyTorch's
+#   nn.MultiheadAttention) stacks them as rows [q; k; v] of in_proj_weight.
+# * projections: HF stores them as nn.Linear weights [out, in], applied as
+#   x @ W.T; OpenAI stores the matrix [in, out] itself, applied as x @ P.
+# * position_ids: a buffer holding 0, 1, 2, ... that OpenAI's model doesn't need.
+
+# Names outside the transformer blocks.
+_HF_NAMES = {
+    "logit_scale": "logit_scale",
+    "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
+    "text_model.embeddings.position_embedding.weight": "positional_embedding",
+    "text_model.final_layer_norm.weight": "ln_final.weight",
+    "text_model.final_layer_norm.bias": "ln_final.bias",
+    "vision_model.embeddings.class_embedding": "visual.class_embedding",
+    "vision_model.embeddings.patch_embedding.weight": "visual.conv1.weight",
+    "vision_model.embeddings.position_embedding.weight": "visual.positional_embedding",
+    "vision_model.pre_layrnorm.weight": "visual.ln_pre.weight",  # "layrnorm" is HF's spelling
+    "vision_model.pre_layrnorm.bias": "visual.ln_pre.bias",
+    "vision_model.post_layernorm.weight": "visual.ln_post.weight",
+    "vision_model.post_layernorm.bias": "visual.ln_post.bias",
+}
+
+# The two projections, which are transposed as well as renamed.
+_HF_PROJECTIONS = {
+    "text_projection.weight": "text_projection",
+    "visual_projection.weight": "visual.proj",
+}
+
+# Names inside a block: "<tower>.encoder.layers.<i>.<part>.<weight|bias>".
+_HF_BLOCK_NAME = re.compile(r"(text_model|vision_model)\.encoder\.layers\.(\d+)\.(.+)\.(weight|bias)")
+_HF_TOWERS = {"text_model": "transformer.resblocks", "vision_model": "visual.transformer.resblocks"}
+_HF_BLOCK_PARTS = {
+    "layer_norm1": "ln_1",
+    "self_attn.out_proj": "attn.out_proj",
+    "layer_norm2": "ln_2",
+    "mlp.fc1": "mlp.c_fc",
+    "mlp.fc2": "mlp.c_proj",
+}
+_HF_QKV_PARTS = {"self_attn.q_proj": "q", "self_attn.k_proj": "k", "self_attn.v_proj": "v"}
+
+
+def _is_hf_state_dict(state_dict: dict) -> bool:
+    """HF CLIP checkpoints are recognised by the prefixes of their tower names."""
+    return any(name.startswith(("text_model.", "vision_model.")) for name in state_dict)
+
+
+def convert_hf_state_dict(hf_state_dict: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Translate a Hugging Face ``CLIPModel`` state dict to OpenAI's names.
+
+    Only ViT models exist in transformers' CLIP format.  Raises ``ValueError``
+    for a name it does not know, or for attention without all of q, k and v.
+    """
+    state_dict = {}
+    qkv = collections.defaultdict(dict)  # (block, "weight" | "bias") -> {"q": ..., "k": ..., "v": ...}
+    for name, value in hf_state_dict.items():
+        if name.endswith(".position_ids"):
+            continue
+        if name in _HF_NAMES:
+            state_dict[_HF_NAMES[name]] = value
+            continue
+        if name in _HF_PROJECTIONS:
+            state_dict[_HF_PROJECTIONS[name]] = np.ascontiguousarray(value.T)  # [E, W] -> [W, E]
+            continue
+        match = _HF_BLOCK_NAME.fullmatch(name)
+        if match is None:
+            raise ValueError(f"unrecognised name in a Hugging Face CLIP checkpoint: {name!r}")
+        tower, index, part, kind = match.groups()
+        block = f"{_HF_TOWERS[tower]}.{index}"
+        if part in _HF_QKV_PARTS:
+            qkv[block, kind][_HF_QKV_PARTS[part]] = value
+        elif part in _HF_BLOCK_PARTS:
+            state_dict[f"{block}.{_HF_BLOCK_PARTS[part]}.{kind}"] = value
+        else:
+            raise ValueError(f"unrecognised name in a Hugging Face CLIP checkpoint: {name!r}")
+
+    for (block, kind), parts in qkv.items():
+        missing = [letter for letter in "qkv" if letter not in parts]
+        if missing:
+            raise ValueError(f"{block}: attention {kind} has no {', '.join(missing)} projection")
+        # weights: 3 x [d, d] -> [3d, d]; biases: 3 x [d] -> [3d]
+        state_dict[f"{block}.attn.in_proj_{kind}"] = np.concatenate([parts["q"], parts["k"], parts["v"]])
+    return state_dict
+
+
+# The weight files a transformers folder may hold, in order of preference.
+_HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+# transformers' defaults for the config entries we check; config.json may
+# leave out entries that have their default value.
+_HF_CONFIG_DEFAULTS = {
+    "text_config": {"hidden_size": 512, "num_attention_heads": 8, "hidden_act": "quick_gelu"},
+    "vision_config": {"hidden_size": 768, "num_attention_heads": 12, "hidden_act": "quick_gelu"},
+}
+
+
+def _check_hf_config(config: dict, path: str) -> None:
+    """Refuse models that OpenAI's architecture cannot run.
+
+    The weights don't say which activation or how many attention heads a
+    model uses.  OpenAI's models use QuickGELU and 64-wide heads, and so does
+    miniclip, so other HF models (many LAION ones use GELU) would load
+    without complaint and then compute wrong features.
+    """
+    for tower, defaults in _HF_CONFIG_DEFAULTS.items():
+        settings = {**defaults, **config.get(tower, {})}
+        if settings["hidden_act"] != "quick_gelu":
+            raise ValueError(f"{path}: {tower} uses activation {settings['hidden_act']!r}; miniclip implements only 'quick_gelu'")
+        head_width = settings["hidden_size"] / settings["num_attention_heads"]
+        if head_width != 64:
+            raise ValueError(f"{path}: {tower} has attention heads of width {head_width:g}; miniclip assumes 64")
+
+
+def _load_hf_folder(folder: str) -> dict[str, np.ndarray]:
+    """Read a folder written by transformers' ``CLIPModel.save_pretrained``."""
+    config_path = os.path.join(folder, "config.json")
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"{folder} is a folder but has no config.json, so it is not a Hugging Face checkpoint")
+    with open(config_path, encoding="utf-8") as file:
+        _check_hf_config(json.load(file), config_path)
+    for weight_file in _HF_WEIGHT_FILES:
+        weight_path = os.path.join(folder, weight_file)
+        if os.path.isfile(weight_path):
+            return _read_weights_file(weight_path)
+    raise FileNotFoundError(f"{folder} has a config.json but no weights: looked for {' and '.join(_HF_WEIGHT_FILES)}")
+
+
+# --------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------
+
+
+def _read_weights_file(path: str) -> dict[str, np.ndarray]:
+    """Read one weights file, recognising its format from its first bytes."""
+    with open(path, "rb") as file:
+        start = file.read(9)
+
+    if start.startswith(b"PK\x03\x04"):  # the signature of a zip file
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                pickle_name = _find_torch_pickle(names)
+                if pickle_name is not None:
+                    return _load_torch_zip(path, archive, pickle_name)
+                if names and all(name.endswith(".npy") for name in names):
+                    return _load_npz(path)
+        except (zipfile.BadZipFile, EOFError) as error:
+            raise ValueError(f"{path}: corrupt or truncated zip archive ({error})") from None
+        raise ValueError(f"{path}: a zip archive, but neither a PyTorch file (no data.pkl) nor an .npz (not only .npy entries)")
+
+    # safetensors: an 8-byte header length, then a JSON object.
+    if len(start) == 9 and start[8:9] == b"{":
+        return load_safetensors(path)
+
+    tried = "a zip archive (PyTorch .pt/.bin, TorchScript, .npz) or a safetensors file"
+    if start.startswith(b"\x80"):  # pickle protocol 2+ opcode
+        raise ValueError(f"{path}: a bare pickle, probably the legacy torch.save format of PyTorch < 1.6, which is not supported; expected {tried}")
+    raise ValueError(f"{path}: unrecognised checkpoint format (first bytes {start!r}); expected {tried}")
+
+
+def load_state_dict(path) -> dict[str, np.ndarray]:
+    """Load CLIP weights from any supported checkpoint into an OpenAI-named state dict.
+
+    ``path`` is a file (TorchScript ``.pt``, ``torch.save`` zip, ``.npz``,
+    ``.safetensors``) or a Hugging Face folder.  The format is detected from
+    the contents.  Floating-point arrays come back as float32, integer ones
+    unchanged, 0-d tensors (like ``logit_scale``) as 0-d arrays.
+
+    Raises ``FileNotFoundError`` for a missing file, ``ValueError`` for an
+    unknown or damaged format and ``pickle.UnpicklingError`` for a pickle
+    that names anything beyond tensors and containers.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        state_dict = _load_hf_folder(path)
+    else:
+        state_dict = _read_weights_file(path)
+    if _is_hf_state_dict(state_dict):
+        state_dict = convert_hf_state_dict(state_dict)
+    return _to_float32(state_dict)

@@ -1,0 +1,150 @@
+"""Download OpenAI's released CLIP checkpoints into a local cache.
+
+Each released model is one TorchScript ``.pt`` file, published at an address
+that contains the file's SHA-256 hash.  :func:`download` fetches a file once,
+checks the hash, and afterwards returns the cached copy::
+
+    path = download("ViT-B/32")   # ~/.cache/miniclip/ViT-B-32.pt
+
+A file only gets its final name after its hash has been checked, so an
+interrupted or corrupted download never looks like a finished one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import urllib.parse
+import urllib.request
+import warnings
+
+from tqdm import tqdm
+
+from .checkpoint import atomic_write
+
+__all__ = ["BASE_URL", "available_models", "download", "model_url"]
+
+# Where OpenAI publishes the checkpoints; a model's address is
+# BASE_URL/<sha256>/<file name>.  A module constant, so that tests (or a
+# mirror) can point it somewhere else.
+BASE_URL = "https://openaipublic.azureedge.net/clip/models"
+
+# Model name -> (file name, SHA-256 of the file).
+_MODELS = {
+    "RN50": ("RN50.pt", "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762"),
+    "RN101": ("RN101.pt", "8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599"),
+    "RN50x4": ("RN50x4.pt", "7e526bd135e493cef0776de27d5f42653e6b4c8bf9e0f653bb11773263205fdd"),
+    "RN50x16": ("RN50x16.pt", "52378b407f34354e150460fe41077663dd5b39c54cd0bfd2b27167a4a06ec9aa"),
+    "RN50x64": ("RN50x64.pt", "be1cfb55d75a9666199fb2206c106743da0f6468c9d327f3e0d0a543a9919d9c"),
+    "ViT-B/32": ("ViT-B-32.pt", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"),
+    "ViT-B/16": ("ViT-B-16.pt", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f"),
+    "ViT-L/14": ("ViT-L-14.pt", "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836"),
+    "ViT-L/14@336px": ("ViT-L-14-336px.pt", "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02"),
+}
+
+_CHUNK_SIZE = 1 << 20  # read and hash 1 MiB at a time, so big files never sit in memory
+
+
+def available_models() -> list[str]:
+    """The names of the released CLIP models, e.g. ``"ViT-B/32"``."""
+    return list(_MODELS)
+
+
+def model_url(name: str) -> str:
+    """The download address of a released model."""
+    file_name, sha256 = _MODELS[name]
+    return f"{BASE_URL}/{sha256}/{file_name}"
+
+
+def _default_root() -> str:
+    """``$MINICLIP_CACHE`` if set, else ``~/.cache/miniclip``."""
+    return os.environ.get("MINICLIP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "miniclip")
+
+
+def _sha256_of_file(path: str) -> str:
+    """The SHA-256 of a file as 64 hex digits, read in chunks (checkpoints reach ~1.7 GB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(_CHUNK_SIZE), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(name_or_url: str, root=None, expected_sha256: str | None = None) -> str:
+    """Return the path of a cached checkpoint, downloading it first if needed.
+
+    ``name_or_url`` is a name from :func:`available_models` or any URL.  For
+    a name the expected hash is known; for a URL pass ``expected_sha256`` to
+    have the file checked (without it, any file of that name in the cache is
+    trusted).  Files are cached in ``root``, else ``$MINICLIP_CACHE``, else
+    ``~/.cache/miniclip``.
+
+    A cached file with the wrong hash is reported with a warning and
+    downloaded again.  Raises ``RuntimeError`` naming the URL when the
+    download fails, is cut short or has the wrong hash; no partial file is
+    left behind.
+    """
+    if name_or_url in _MODELS:
+        url = model_url(name_or_url)
+        expected_sha256 = expected_sha256 or _MODELS[name_or_url][1]
+    elif re.match(r"[a-z][a-z0-9+.-]*://", name_or_url, re.IGNORECASE):  # "<scheme>://..."
+        url = name_or_url
+    else:
+        raise ValueError(f"unknown model {name_or_url!r}; available models: {', '.join(available_models())}")
+    if expected_sha256 is not None:
+        expected_sha256 = expected_sha256.lower()
+
+    root = os.fspath(root) if root is not None else _default_root()
+    os.makedirs(root, exist_ok=True)
+    file_name = os.path.basename(urllib.parse.urlsplit(url).path)
+    if not file_name:
+        raise ValueError(f"cannot tell a file name from the URL {url!r}")
+    path = os.path.join(root, file_name)
+
+    if os.path.isfile(path):
+        if expected_sha256 is None:
+            return path
+        actual = _sha256_of_file(path)
+        if actual == expected_sha256:
+            return path
+        warnings.warn(
+            f"{path} has SHA-256 {actual}, expected {expected_sha256}; downloading it again",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+    _fetch(url, path, expected_sha256)
+    return path
+
+
+def _fetch(url: str, path: str, expected_sha256: str | None) -> None:
+    """Stream ``url`` into ``path``, hashing as we go; keep it only if complete and correct."""
+    # atomic_write writes to a temporary file next to `path` and deletes it
+    # if anything below raises, so `path` only ever holds a verified file.
+    with atomic_write(path) as file:
+        digest = hashlib.sha256()
+        received = 0
+        try:
+            with urllib.request.urlopen(url) as response:
+                length = response.headers.get("Content-Length")
+                total = int(length) if length is not None else None
+                with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=os.path.basename(path)) as bar:
+                    for chunk in iter(lambda: response.read(_CHUNK_SIZE), b""):
+                        file.write(chunk)
+                        digest.update(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+        # URLError, HTTPError and socket errors are all OSErrors; HTTPException
+        # covers malformed responses.
+        except (OSError, http.client.HTTPException) as error:
+            raise RuntimeError(f"downloading {url} failed: {error}") from error
+
+        # http.client does not complain when the server closes the connection
+        # early; compare with the announced length ourselves.
+        if total is not None and received != total:
+            raise RuntimeError(f"downloading {url} failed: the connection closed after {received} of {total} bytes")
+        actual = digest.hexdigest()
+        if expected_sha256 is not None and actual != expected_sha256:
+            raise RuntimeError(f"downloaded {url} but its SHA-256 is wrong: expected {expected_sha256}, got {actual}")
