@@ -1,0 +1,410 @@
+"""Optimisers, gradient clipping, weight-decay groups and the learning-rate schedule.
+
+An optimiser turns gradients into parameter updates. It works directly on the arrays of
+each parameter — ``p.data`` (the weights) and ``p.grad`` (dL/dp after ``backward()``) —
+in place, with ``xp = backend.get_array_module(p.data)``, so the same code updates NumPy
+and CuPy parameters and keeps its per-parameter state (Adam's moments, SGD's momentum) on
+the parameter's device.
+
+The classes copy PyTorch's ``torch.optim`` interface and arithmetic (same constructor
+arguments, same order of operations, same bias correction), so a step here equals a
+``torch.optim.AdamW`` step to float32 round-off — at most the last bit differs, where
+PyTorch's CPU kernels fuse a multiply and an add into one rounding. ``tests/test_optim.py``
+checks that against recorded PyTorch updates.
+
+Contents:
+
+* ``AdamW``          — Adam with decoupled weight decay, the optimiser CLIP was trained with;
+* ``SGD``            — stochastic gradient descent with (Nesterov) momentum, for comparison;
+* ``clip_grad_norm_`` — rescale all gradients so their global L2 norm is at most ``max_norm``;
+* ``clip_param_groups`` — split a model's parameters into "decay" and "no decay" groups;
+* ``paper_hyperparameters`` / ``clip_optimizer`` — the paper's settings per model;
+* ``WarmupCosine``   — linear warm-up followed by cosine decay of the learning rate.
+
+A training step, in order::
+
+    loss.backward()
+    clip_grad_norm_(model.parameters(), max_norm=1.0)   # optional
+    schedule(step)                                      # set this step's learning rate
+    optimizer.step()
+    optimizer.zero_grad()
+"""
+import math
+
+import numpy as np
+
+from . import backend
+
+
+class Optimizer:
+    """What every optimiser shares: parameter groups, per-parameter state, saving/restoring.
+
+    ``params`` is an iterable of parameters, or of *groups*: dicts with a ``"params"`` list
+    and any settings that should differ from the defaults for those parameters, e.g.
+    ``[{"params": weights}, {"params": biases, "weight_decay": 0.0}]``. Each group is
+    stored with every setting filled in, so ``optimizer.param_groups[i]["lr"]`` is the
+    learning rate in force for group ``i`` (a schedule changes it there).
+
+    ``self.state[p]`` holds the per-parameter state (moments, step counts), created on the
+    first step that parameter has a gradient.
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = defaults
+        self.state = {}
+        self.param_groups = []
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        """Add a group of parameters (a dict with ``"params"`` and optional settings)."""
+        group = dict(group)
+        params = group["params"]
+        group["params"] = [params] if hasattr(params, "data") else list(params)
+        for name, default in self.defaults.items():
+            group.setdefault(name, default)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for p in group["params"]:
+            if id(p) in seen:
+                raise ValueError("a parameter appears in more than one parameter group; "
+                                 "each parameter must be optimised by exactly one group")
+            seen.add(id(p))
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients (``backward()`` accumulates into ``.grad``, so call this
+        once per step). ``set_to_none`` frees them instead of filling them with zeros."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad = backend.get_array_module(p.grad).zeros_like(p.grad)
+
+    def step(self):
+        """Update every parameter that has a gradient, group by group."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, p.grad, self.state.setdefault(p, {}), group)
+
+    def _update(self, p, grad, state, group):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ saving
+    def state_dict(self):
+        """The optimiser's state as plain values and host (NumPy) arrays.
+
+        Laid out as PyTorch lays it out: parameters are referred to by their position
+        (0, 1, 2, ... over all groups in order), because the parameter objects of a
+        resumed run are new objects::
+
+            {"state": {0: {"step": 10, "exp_avg": array, ...}, ...},
+             "param_groups": [{"lr": 5e-4, ..., "params": [0, 1, 2]}, ...]}
+        """
+        index, groups = {}, []
+        for group in self.param_groups:
+            ids = []
+            for p in group["params"]:
+                index[p] = len(index)
+                ids.append(index[p])
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+        state = {
+            index[p]: {k: backend.to_numpy(v) if _is_array(v) else v for k, v in s.items()}
+            for p, s in self.state.items() if p in index
+        }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore a ``state_dict()``: settings per group and state per parameter.
+
+        The optimiser must have been built over the same parameters in the same order
+        (e.g. from a freshly built model); arrays are copied onto each parameter's device.
+        """
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"load_state_dict: the saved state has {len(saved_groups)} "
+                             f"parameter groups, this optimiser has {len(self.param_groups)}")
+        by_index = {}
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"load_state_dict: group {i} has {len(saved['params'])} "
+                                 f"parameters in the saved state, {len(group['params'])} here")
+            by_index.update(zip(saved["params"], group["params"]))
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = {}
+        for key, saved in state_dict["state"].items():
+            p = by_index[int(key)]
+            device = backend.device_of(p.data)
+            state = {}
+            for name, value in saved.items():
+                if _is_array(value):
+                    if tuple(value.shape) != tuple(p.data.shape):
+                        raise ValueError(f"load_state_dict: state {name!r} of parameter {key} "
+                                         f"has shape {tuple(value.shape)}, the parameter "
+                                         f"{tuple(p.data.shape)}")
+                    value = device.to_device(backend.to_numpy(value))
+                state[name] = value
+            self.state[p] = state
+
+
+def _is_array(value):
+    try:
+        backend.device_of(value)
+    except TypeError:
+        return False
+    return not isinstance(value, np.generic)
+
+
+class AdamW(Optimizer):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as ``torch.optim.AdamW``.
+
+    Adam keeps two running averages per parameter: ``m`` of the gradient g (the
+    *direction*) and ``v`` of g² (the *scale*), and moves each weight by roughly
+    ``lr · m / sqrt(v)`` — a step of about ``lr`` whatever the gradient's magnitude.
+    With ``β1, β2`` close to 1 the averages start near their zero initial value, so they
+    are divided by ``1 - β^t`` ("bias correction") to be unbiased from the first step.
+
+    *Decoupled* weight decay shrinks the weights directly, ``θ ← θ(1 - lr·λ)``, instead of
+    adding ``λθ`` to the gradient; added to the gradient it would be divided by
+    ``sqrt(v)`` like the rest and so decay parameters with large gradients less.
+
+    One step for a parameter θ with gradient g, step count t (from 1), in this order::
+
+        θ ← θ · (1 - lr·λ)                         # decoupled weight decay
+        m ← m + (1 - β1) · (g - m)                 # = β1·m + (1-β1)·g
+        v ← β2 · v + (1 - β2) · g · g
+        denom = sqrt(v) / sqrt(1 - β2^t) + ε       # bias-corrected RMS of g
+        θ ← θ - lr / (1 - β1^t) · m / denom        # bias-corrected mean over RMS
+
+    The moments have the parameter's dtype: float32 for the float32 master weights of
+    mixed-precision training. (The paper kept them in float16 to save memory at its
+    scale; at ours the precision is worth more.) Settings: ``lr``, ``betas = (β1, β2)``,
+    ``eps`` (ε), ``weight_decay`` (λ), per group.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        if lr < 0 or eps < 0 or weight_decay < 0:
+            raise ValueError(f"AdamW: lr, eps and weight_decay must be >= 0, got lr={lr}, "
+                             f"eps={eps}, weight_decay={weight_decay}")
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"AdamW: betas must lie in [0, 1), got {betas}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay))
+
+    def _update(self, p, grad, state, group):
+        xp = backend.get_array_module(p.data)
+        if not state:
+            state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
+        lr, (beta1, beta2), eps, decay = (group["lr"], group["betas"], group["eps"],
+                                          group["weight_decay"])
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        state["step"] += 1
+        t = state["step"]
+
+        if decay != 0:
+            p.data *= 1 - lr * decay
+        m += (1 - beta1) * (grad - m)
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        # The corrections are Python floats (float64); each meets the float32 arrays as a
+        # float32 number, exactly as in PyTorch.
+        step_size = lr / (1 - beta1 ** t)
+        denom = xp.sqrt(v) / (1 - beta2 ** t) ** 0.5 + eps
+        p.data -= step_size * m / denom
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, as ``torch.optim.SGD``.
+
+    Momentum keeps a running sum ``b`` of past gradients and steps along it, which
+    smooths the noise of mini-batch gradients and speeds progress along consistent
+    directions. One step, in this order::
+
+        g ← g + λ·θ                       # weight decay (coupled: added to the gradient)
+        b ← g                 on the first step
+        b ← μ·b + (1 - dampening)·g       afterwards
+        g ← g + μ·b if nesterov else b
+        θ ← θ - lr·g
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False):
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got lr={lr}, "
+                             f"momentum={momentum}, weight_decay={weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _update(self, p, grad, state, group):
+        if group["weight_decay"] != 0:
+            grad = grad + group["weight_decay"] * p.data
+        momentum = group["momentum"]
+        if momentum != 0:
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = grad.copy()
+            else:
+                buffer = state["momentum_buffer"]
+                buffer *= momentum
+                buffer += (1 - group["dampening"]) * grad
+            buffer = state["momentum_buffer"]
+            grad = grad + momentum * buffer if group["nesterov"] else buffer
+        p.data -= group["lr"] * grad
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
+    """Scale all gradients by one factor so that their global norm is at most ``max_norm``.
+
+    The global norm treats every gradient of every parameter as one long vector:
+    ``‖g‖ = sqrt(Σ_p ‖g_p‖²)`` (``norm_type=inf``: the largest absolute entry). When it
+    exceeds ``max_norm`` every gradient is multiplied by ``max_norm / (‖g‖ + 1e-6)``, so
+    the update keeps its direction and only its length is capped. As in
+    ``torch.nn.utils.clip_grad_norm_``, the factor is min(1, that ratio) and is applied
+    even when it is 1.
+
+    Returns the norm *before* clipping, as a Python float (log it: spikes in the gradient
+    norm are the first sign of an unstable run). A non-finite norm (an inf or NaN
+    gradient) turns every gradient non-finite; in mixed precision the loss scaler
+    detects that and skips the step.
+    """
+    params = [parameters] if hasattr(parameters, "data") else list(parameters)
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    xp = backend.get_array_module(grads[0])
+    if norm_type == math.inf:
+        per_param = xp.stack([xp.abs(g).max() for g in grads])          # [P]
+        total = per_param.max()
+    elif norm_type == 2.0:
+        per_param = xp.stack([xp.sqrt((g * g).sum()) for g in grads])   # [P]
+        total = xp.sqrt((per_param * per_param).sum())
+    else:
+        raise ValueError(f"clip_grad_norm_: norm_type must be 2.0 or inf, got {norm_type}")
+    factor = xp.minimum(max_norm / (total + 1e-6), 1.0)  # a device scalar: no host sync
+    for p in params:
+        if p.grad is not None:
+            # a new array, not `*=`: the engine may hand one gradient array to several
+            # tensors (``a + b`` passes the same gy to both), or a read-only broadcast view
+            p.grad = p.grad * factor.astype(p.grad.dtype)
+    return float(total)
+
+
+# ---------------------------------------------------------------------- CLIP's settings
+def clip_param_groups(model, weight_decay):
+    """Two parameter groups for CLIP training: weights that decay and the rest, which don't.
+
+    The paper applies weight decay "to all weights that are not gains or biases". We
+    decide by shape, which draws that line for every CLIP model:
+
+    * **decay** (``ndim >= 2``): the matrices of linear layers, attention projections,
+      convolutions, the token and positional embedding tables and ``text_projection``/
+      ``visual.proj`` — the weights whose size decay is meant to keep in check;
+    * **no decay** (``ndim < 2``): biases, LayerNorm/BatchNorm gains, ``logit_scale``
+      (shrinking the log-temperature towards 0 would pull the logit scale towards 1)
+      and the ViT's ``class_embedding`` vector.
+
+    The paper does not say how it treated embeddings and the temperature. Decaying the
+    embedding tables and not the 1-D ``class_embedding`` is our choice; it is the same
+    split as open_clip's (which tests ``ndim < 2`` and names containing ``bn``, ``ln``,
+    ``bias`` or ``logit_scale``). Frozen parameters (``requires_grad=False``) are left
+    out. Each group carries ``"names"`` so it can be inspected.
+    """
+    decay, no_decay = ([], []), ([], [])
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        params, names = decay if p.ndim >= 2 else no_decay
+        params.append(p)
+        names.append(name)
+    return [{"params": decay[0], "names": decay[1], "weight_decay": weight_decay},
+            {"params": no_decay[0], "names": no_decay[1], "weight_decay": 0.0}]
+
+
+# Adam's β2 and ε differ by image tower (paper, section 2.5 and appendix tables 19-20):
+# the ViTs were trained with a shorter second-moment memory and a larger ε.
+TOWER_ADAM = {
+    "vit": dict(betas=(0.9, 0.98), eps=1e-6),
+    "resnet": dict(betas=(0.9, 0.999), eps=1e-8),
+}
+
+# Peak learning rates of the released models (paper, appendix tables 19-20).
+PAPER_PEAK_LR = {
+    "RN50": 5e-4, "RN101": 5e-4, "RN50x4": 5e-4, "RN50x16": 4e-4, "RN50x64": 3.6e-4,
+    "ViT-B/32": 5e-4, "ViT-B/16": 5e-4, "ViT-L/14": 4e-4, "ViT-L/14@336px": 2e-5,
+}
+
+PAPER_TRAINING = dict(weight_decay=0.2, warmup_steps=2000, batch_size=32768, epochs=32)
+
+
+def paper_hyperparameters(model_name):
+    """The paper's optimisation settings for one of the released models.
+
+    Returns a dict with ``lr`` (peak), ``betas``, ``eps``, ``weight_decay`` (0.2),
+    ``warmup_steps`` (2000), ``batch_size`` (32,768) and ``epochs`` (32). β2 and ε
+    depend on the image tower (``TOWER_ADAM``). A new small model can start from
+    ``{**TOWER_ADAM["vit"], **PAPER_TRAINING}`` with its own ``lr``.
+    """
+    if model_name not in PAPER_PEAK_LR:
+        raise ValueError(f"no paper hyperparameters for {model_name!r}; "
+                         f"known models: {list(PAPER_PEAK_LR)}")
+    tower = "vit" if model_name.startswith("ViT") else "resnet"
+    return dict(lr=PAPER_PEAK_LR[model_name], **TOWER_ADAM[tower], **PAPER_TRAINING)
+
+
+def clip_optimizer(model, lr, tower, weight_decay=PAPER_TRAINING["weight_decay"]):
+    """``AdamW`` over ``clip_param_groups(model)`` with the paper's β and ε for ``tower``
+    (``"vit"`` or ``"resnet"``) and weight decay 0.2 by default."""
+    if tower not in TOWER_ADAM:
+        raise ValueError(f"tower must be one of {list(TOWER_ADAM)}, got {tower!r}")
+    return AdamW(clip_param_groups(model, weight_decay), lr=lr, weight_decay=weight_decay,
+                 **TOWER_ADAM[tower])
+
+
+class WarmupCosine:
+    """Learning-rate schedule: linear warm-up to the peak, then cosine decay to ``final_lr``.
+
+    Calling ``schedule(step)`` (steps count from 0) sets ``lr`` of every parameter group
+    for that step and returns the first group's. Each group's peak is the ``lr`` it had
+    when the schedule was made, kept in the group as ``"initial_lr"`` (so it survives
+    ``optimizer.state_dict()``). With peak η, ``W`` warm-up steps and ``T`` steps in all::
+
+        step <  W:   lr = η · (step + 1) / W                         # reaches η at W - 1
+        step >= W:   lr = final + (η - final) · (1 + cos(π · p)) / 2,  p = (step - W) / (T - W)
+
+    and ``final_lr`` after ``T``. Warm-up keeps Adam's first steps small while its
+    second-moment estimate ``v`` is still noisy; the cosine spends most steps at a high
+    rate and anneals gently at the end. The paper states a 2,000-step warm-up and cosine
+    decay; the warm-up's shape and the final rate are our choice (linear, 0).
+
+    The schedule is a pure function of ``step``, so resuming needs only the step count.
+    """
+
+    def __init__(self, optimizer, warmup_steps, total_steps, final_lr=0.0):
+        if not 0 <= warmup_steps <= total_steps:
+            raise ValueError(f"WarmupCosine: need 0 <= warmup_steps <= total_steps, got "
+                             f"warmup_steps={warmup_steps}, total_steps={total_steps}")
+        self.optimizer = optimizer
+        self.warmup_steps, self.total_steps, self.final_lr = warmup_steps, total_steps, final_lr
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+
+    def lr_at(self, step, peak_lr):
+        """The learning rate at ``step`` for a group whose peak rate is ``peak_lr``."""
+        if step < self.warmup_steps:
+            return peak_lr * (step + 1) / self.warmup_steps
+        if step >= self.total_steps:
+            return self.final_lr
+        progress = (step - self.warmup_steps) / (self.total_steps - self.warmup_steps)
+        return self.final_lr + (peak_lr - self.final_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def __call__(self, step):
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(step, group["initial_lr"])
+        return self.optimizer.param_groups[0]["lr"]

@@ -1,0 +1,158 @@
+"""The state of a training run: checking it is finite, saving it, restoring it.
+
+A run's state is the model's weights (and buffers), the optimiser's state (moments,
+step counts, per-group settings such as the current learning rate), the loss scaler's
+state in mixed precision, and the step number. ``save_training_state`` writes all of it
+to one ``.npz`` file and ``load_training_state`` puts it back, so a run can stop and go
+on exactly where it was.
+
+Two guarantees:
+
+* **No inf or NaN is ever saved.** A diverged run must not overwrite the last good
+  checkpoint with garbage, so saving first checks every floating array and refuses,
+  naming the offending array, before anything is written.
+* **A checkpoint file is complete or absent.** The file is written under a temporary
+  name in the same directory and renamed over the target (``os.replace`` is atomic), so a
+  crash while saving leaves the previous checkpoint intact, never half a file.
+
+``check_finite(model, step, loss)`` is the per-step counterpart for plain float32
+training (mixed precision skips such steps instead, see ``amp.GradScaler``): it raises
+``NonFiniteError`` saying at which step and in which parameter values first became
+inf or NaN, which is where to start looking.
+"""
+import json
+
+import numpy as np
+
+from . import backend
+from .checkpoint import atomic_write
+
+FORMAT = "miniclip-training-state"
+VERSION = 1
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss, gradient, weight or optimiser state holds inf or NaN."""
+
+
+def _nonfinite_names(named_arrays):
+    """Names of the floating arrays holding inf or NaN, in the order given.
+
+    All arrays are tested on their device and the verdicts fetched in one transfer, so a
+    check costs one synchronisation with the GPU, not one per parameter.
+    """
+    named = [(name, a) for name, a in named_arrays if a is not None and a.dtype.kind == "f"]
+    if not named:
+        return []
+    verdicts = [backend.get_array_module(a).isfinite(a).all() for _, a in named]
+    xp = backend.get_array_module(verdicts[0])
+    finite = backend.to_numpy(xp.stack(verdicts))
+    return [name for (name, _), ok in zip(named, finite) if not ok]
+
+
+def _describe(name, array):
+    host = backend.to_numpy(array)
+    nans, infs = int(np.isnan(host).sum()), int(np.isinf(host).sum())
+    return f"{name!r} ({nans} NaN and {infs} inf of {host.size} values)"
+
+
+def check_finite(model, step, loss=None):
+    """Raise ``NonFiniteError`` if a weight, the loss or a gradient is inf or NaN.
+
+    Call it after ``backward()`` and before ``optimizer.step()``, so that a bad gradient
+    is caught before it reaches the weights. The message names the step and the first
+    thing that is bad, looking in the order cause -> effect: weights (made non-finite by
+    the previous update), then the loss, then the gradients. For weights and gradients it
+    names the first offending parameter in ``model.named_parameters()`` order and counts
+    the others.
+    """
+    params = list(model.named_parameters())
+    weights = [(name, p.data) for name, p in params]
+    grads = [(name, p.grad) for name, p in params]
+    _raise_for("weight", _nonfinite_names(weights), dict(weights), step)
+    if loss is not None:
+        value = float(loss.item() if hasattr(loss, "item") else loss)
+        if not np.isfinite(value):
+            raise NonFiniteError(f"step {step}: the loss is {value}, although every weight "
+                                 "is finite")
+    _raise_for("gradient", _nonfinite_names(grads), dict(grads), step)
+
+
+def _raise_for(kind, bad, arrays, step):
+    if bad:
+        others = f"; {len(bad) - 1} other parameter(s) too" if len(bad) > 1 else ""
+        raise NonFiniteError(f"step {step}: non-finite {kind} in parameter "
+                             f"{_describe(bad[0], arrays[bad[0]])}{others}")
+
+
+# ---------------------------------------------------------------------------- saving
+def save_training_state(path, model, optimizer=None, step=0, scaler=None, extra=None):
+    """Write model, optimiser and scaler state and the step number to ``path`` (.npz).
+
+    Arrays are stored under ``model/<name>`` and ``optimizer/<param index>/<name>``; all
+    other values (group settings, step counts, scaler, ``extra`` — anything JSON can
+    hold, e.g. the data loader's position) go to one JSON string under ``meta``. Refuses
+    with ``NonFiniteError``, writing nothing, if any floating array holds inf or NaN.
+    """
+    arrays = {f"model/{name}": value for name, value in model.state_dict().items()}
+    meta = {"format": FORMAT, "version": VERSION, "step": int(step), "extra": extra,
+            "scaler": scaler.state_dict() if scaler is not None else None, "optimizer": None}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        scalars = {}
+        for index, values in state["state"].items():
+            for name, value in values.items():
+                if isinstance(value, np.ndarray):
+                    arrays[f"optimizer/{index}/{name}"] = value
+                else:
+                    scalars.setdefault(str(index), {})[name] = value
+        meta["optimizer"] = {"param_groups": state["param_groups"], "scalars": scalars}
+
+    bad = _nonfinite_names(arrays.items())
+    if bad:
+        raise NonFiniteError(f"refusing to save a checkpoint at step {step}: "
+                             f"{_describe(bad[0], arrays[bad[0]])}"
+                             + (f" and {len(bad) - 1} more array(s)" if len(bad) > 1 else "")
+                             + " hold inf/NaN; the previous checkpoint is kept")
+
+    arrays["meta"] = np.array(json.dumps(meta, default=_plain_number))
+    with atomic_write(path) as file:
+        np.savez(file, **arrays)
+
+
+def _plain_number(value):
+    """JSON for NumPy scalars (a learning rate set from a NumPy computation, say)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot save a {type(value).__name__} in a training state")
+
+
+def load_training_state(path, model, optimizer=None, scaler=None):
+    """Restore what ``save_training_state`` wrote into existing objects, in place.
+
+    ``model`` (and ``optimizer``, built over the model's parameters the same way as when
+    saving) keep their identity; arrays go to the device of the tensors they fill.
+    Returns ``{"step": int, "extra": ...}``.
+    """
+    with np.load(path, allow_pickle=False) as file:
+        meta = json.loads(str(file["meta"]))
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a miniclip training state (no '{FORMAT}' header)")
+        model.load_state_dict({key[len("model/"):]: file[key] for key in file.files
+                               if key.startswith("model/")})
+        if optimizer is not None:
+            if meta["optimizer"] is None:
+                raise ValueError(f"{path} holds no optimiser state")
+            state = {}
+            for key in file.files:
+                if key.startswith("optimizer/"):
+                    _, index, name = key.split("/", 2)
+                    state.setdefault(int(index), {})[name] = file[key]
+            for index, values in meta["optimizer"]["scalars"].items():
+                state.setdefault(int(index), {}).update(values)
+            groups = [{k: tuple(v) if k == "betas" else v for k, v in group.items()}
+                      for group in meta["optimizer"]["param_groups"]]
+            optimizer.load_state_dict({"state": state, "param_groups": groups})
+    if scaler is not None and meta["scaler"] is not None:
+        scaler.load_state_dict(meta["scaler"])
+    return {"step": meta["step"], "extra": meta["extra"]}
