@@ -75,6 +75,8 @@ def _as_array(data, dtype=None):
     """Arrays of any device pass through; Python numbers and lists become NumPy arrays."""
     if isinstance(data, Tensor):
         data = data.data
+    if isinstance(data, np.generic):
+        data = np.asarray(data)  # NumPy reductions return scalars; keep tensors on 0-d arrays
     try:
         backend.device_of(data)
     except TypeError:

@@ -119,6 +119,18 @@ def move(array, device):
     return target.to_device(host)
 
 
+def accumulation_dtype(dtype):
+    """The dtype in which to compute sums and statistics of arrays of ``dtype``.
+
+    float16 has an 11-bit mantissa and overflows above 65504, so a mean or a sum of
+    squares over a few thousand float16 values loses digits or becomes ``inf``.
+    Normalisations, softmax and losses therefore compute in float32 for float16 inputs
+    (as CLIP's LayerNorm and PyTorch's GPU kernels do) and cast the result back.
+    Every other dtype is kept.
+    """
+    return np.dtype(np.float32) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
+
+
 def erf(x):
     """The error function, elementwise, for any device's floating array.
 

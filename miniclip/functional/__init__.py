@@ -4,12 +4,23 @@ backward whose docstring derives it. Names and argument order follow
 
 Where to find an op's backward:
 
-* ``math.py``          add, sub, mul, div, neg, pow, exp, log, sqrt, abs, matmul, clamp, where
-* ``shape.py``         reshape, transpose/permute, indexing, cat/stack/split
-* ``reduce.py``        sum, mean, max, norm
+* ``math.py``           add, sub, mul, div, neg, pow, exp, log, sqrt, abs, matmul, clamp, where,
+                        masked_fill, astype, to_device
+* ``shape.py``          reshape, transpose/permute, broadcast_to, indexing, cat/stack/split
+* ``reduce.py``         sum, mean, max, norm (and argmax, which has no gradient)
+* ``activation.py``     relu, gelu, quick_gelu, sigmoid, tanh, softmax, log_softmax
+* ``layers.py``         linear, embedding, dropout
+* ``normalization.py``  layer_norm, batch_norm, normalize
+* ``conv.py``           conv2d, avg_pool2d, max_pool2d, adaptive_avg_pool2d
+* ``losses.py``         cross_entropy
 """
+from .activation import gelu, log_softmax, quick_gelu, relu, sigmoid, softmax, tanh
+from .conv import adaptive_avg_pool2d, avg_pool2d, conv2d, max_pool2d
+from .layers import dropout, embedding, linear
+from .losses import cross_entropy
 from .math import (abs, add, astype, clamp, div, exp, log, masked_fill, matmul, mul, neg, pow,
                    sqrt, sub, to_device, where)
+from .normalization import batch_norm, layer_norm, normalize
 from .reduce import argmax, max, mean, norm, sum
 from .shape import (broadcast_to, cat, flatten, getitem, permute, reshape, split, squeeze, stack,
                     transpose, unsqueeze)

@@ -146,10 +146,10 @@ class MatMul(Function):
         a2 = a[None, :] if a.ndim == 1 else a                    # [.., M, K]
         b2 = b[:, None] if b.ndim == 1 else b                    # [.., K, N]
         g2 = gy
+        if b.ndim == 1:  # the N axis first: for vector @ vector gy is 0-d
+            g2 = g2[..., None]
         if a.ndim == 1:
-            g2 = g2[..., None, :]
-        if b.ndim == 1:
-            g2 = g2[..., None]                                   # [.., M, N]
+            g2 = g2[..., None, :]                                # [.., M, N]
         ga = g2 @ b2.swapaxes(-1, -2)                            # [.., M, K]
         gb = a2.swapaxes(-1, -2) @ g2                            # [.., K, N]
         if a.ndim == 1:

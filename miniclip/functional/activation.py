@@ -1,0 +1,175 @@
+"""Activations (relu, gelu, quick_gelu, sigmoid, tanh) and softmax / log_softmax.
+
+Elementwise activations have a diagonal Jacobian, so each backward is
+``dL/dx = gy * f'(x)``; the derivations below only work out ``f'``. Where ``f'`` can be
+written through the output ``y`` (sigmoid, tanh, softmax) the forward saves ``y`` instead
+of ``x``, which is all the backward needs.
+"""
+import math
+
+from .. import backend
+from ..autograd import Function
+from .shape import _axis
+
+
+class ReLU(Function):
+    """y = max(x, 0);  f'(x) = 1 for x > 0, else 0 (0 at the kink x = 0, as in PyTorch)."""
+
+    def forward(self, x):
+        self.positive = x > 0
+        return backend.get_array_module(x).maximum(x, 0)
+
+    def backward(self, gy):
+        return gy * self.positive
+
+
+class GELU(Function):
+    """The exact Gaussian Error Linear Unit: y = x Phi(x), Phi the standard normal CDF.
+
+    Phi(x) = (1 + erf(x / sqrt 2)) / 2 and Phi'(x) = phi(x) = exp(-x^2 / 2) / sqrt(2 pi),
+    so by the product rule  f'(x) = Phi(x) + x phi(x).
+    """
+
+    def forward(self, x):
+        self.x = x
+        self.cdf = 0.5 * (1.0 + backend.erf(x * (1.0 / math.sqrt(2.0))))
+        return x * self.cdf
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy)
+        pdf = xp.exp(-0.5 * self.x * self.x) * (1.0 / math.sqrt(2.0 * math.pi))
+        return gy * (self.cdf + self.x * pdf)
+
+
+def _sigmoid(x):
+    """1 / (1 + e^-x) written as (1 + tanh(x/2)) / 2: equal, and never overflows."""
+    return 0.5 * (backend.get_array_module(x).tanh(0.5 * x) + 1.0)
+
+
+class QuickGELU(Function):
+    """CLIP's cheap GELU approximation: y = x s(a x) with a = 1.702, s the sigmoid.
+
+    s'(z) = s(z)(1 - s(z)), so by the product and chain rules
+    f'(x) = s(a x) + a x s(a x)(1 - s(a x)).
+    """
+
+    ALPHA = 1.702
+
+    def forward(self, x):
+        self.x = x
+        self.s = _sigmoid(self.ALPHA * x)
+        return x * self.s
+
+    def backward(self, gy):
+        s = self.s
+        return gy * (s + self.ALPHA * self.x * s * (1.0 - s))
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^-x);  f'(x) = e^-x / (1 + e^-x)^2 = y (1 - y)."""
+
+    def forward(self, x):
+        self.y = _sigmoid(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy * self.y * (1.0 - self.y)
+
+
+class Tanh(Function):
+    """y = tanh x;  f'(x) = 1 / cosh^2 x = 1 - tanh^2 x = 1 - y^2."""
+
+    def forward(self, x):
+        self.y = backend.get_array_module(x).tanh(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy * (1.0 - self.y * self.y)
+
+
+def _log_softmax(x, axis):
+    """log softmax(x) = x - m - log(sum(exp(x - m))) with m = max(x) along ``axis``.
+
+    Subtracting the maximum changes nothing mathematically (it cancels between numerator
+    and denominator) but keeps every exponent <= 0, so exp never overflows, even for
+    logits of 1e4 (float32) or 20 (float16, computed in float32 here).
+    """
+    xp = backend.get_array_module(x)
+    x = x.astype(backend.accumulation_dtype(x.dtype), copy=False)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+class Softmax(Function):
+    """y_i = e^{x_i} / sum_j e^{x_j} along one axis.
+
+    The Jacobian is dy_i/dx_k = y_i (delta_ik - y_k), so
+    dL/dx_k = sum_i gy_i y_i (delta_ik - y_k) = y_k (gy_k - sum_i gy_i y_i):
+    an elementwise product and one reduction, never the full Jacobian.
+    """
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.y = xp.exp(_log_softmax(x, self.axis))
+        return self.y.astype(x.dtype)
+
+    def backward(self, gy):
+        y = self.y  # kept in the accumulation dtype (float32 for float16 inputs)
+        gy = gy.astype(y.dtype, copy=False)
+        return y * (gy - (gy * y).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """y_i = x_i - log sum_j e^{x_j} along one axis.
+
+    dy_i/dx_k = delta_ik - softmax_k, so
+    dL/dx_k = sum_i gy_i (delta_ik - softmax_k) = gy_k - softmax_k sum_i gy_i,
+    with softmax = e^y recovered from the output.
+    """
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        self.y = _log_softmax(x, self.axis)
+        return self.y.astype(x.dtype)
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy)
+        gy = gy.astype(self.y.dtype, copy=False)
+        return gy - xp.exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
+
+
+def relu(input):
+    return ReLU()(input)
+
+
+def gelu(input):
+    """The exact (erf) GELU, PyTorch's default ``approximate='none'``."""
+    return GELU()(input)
+
+
+def quick_gelu(input):
+    """x * sigmoid(1.702 x), the activation of OpenAI's CLIP transformers."""
+    return QuickGELU()(input)
+
+
+def sigmoid(input):
+    return Sigmoid()(input)
+
+
+def tanh(input):
+    return Tanh()(input)
+
+
+def softmax(input, dim):
+    """Softmax along ``dim``: non-negative values that sum to 1 along that axis."""
+    return Softmax(_axis(dim, input.ndim, "softmax"))(input)
+
+
+def log_softmax(input, dim):
+    """log(softmax(input, dim)), computed stably (never as the log of a rounded softmax)."""
+    return LogSoftmax(_axis(dim, input.ndim, "log_softmax"))(input)

@@ -1,0 +1,279 @@
+"""2-D convolution and pooling on NCHW arrays, vectorised through sliding windows.
+
+Every op here looks at the k_h x k_w *windows* of its input taken at steps of ``stride``.
+``_windows`` gives them all as one strided view [N, C, H_out, W_out, k_h, k_w] that
+copies nothing: window (r, c) starts at pixel (r * s_h, c * s_w), so moving one window
+down is moving ``s_h`` pixels down, and NumPy/CuPy strides express exactly that.
+
+* conv2d turns the windows into a matrix (*im2col*: one column per output pixel, one row
+  per input channel and kernel offset) and multiplies the flattened kernels by it: a
+  single large matrix product, which BLAS (CPU) or cuBLAS (GPU) runs fast.
+* the pools reduce each window (mean or max).
+
+Backward passes need the adjoint of "take the windows": add each window's gradient back
+onto the pixels it came from (``_add_windows``, *col2im*). Windows overlap when the stride
+is smaller than the kernel, so a pixel collects the sum over every window that covers it.
+"""
+import numpy as np
+
+from .. import backend
+from ..autograd import Function
+
+
+def _windows(x, kernel, stride):
+    """All kernel-sized windows of x [N, C, H, W] as a view [N, C, H_out, W_out, k_h, k_w].
+
+    H_out = floor((H - k_h) / s_h) + 1 (a window must fit entirely). The view shares x's
+    memory: never write into it.
+    """
+    xp = backend.get_array_module(x)
+    (kh, kw), (sh, sw) = kernel, stride
+    n, c, h, w = x.shape
+    out_h, out_w = (h - kh) // sh + 1, (w - kw) // sw + 1
+    step_n, step_c, step_h, step_w = x.strides                 # in bytes
+    return xp.lib.stride_tricks.as_strided(
+        x, shape=(n, c, out_h, out_w, kh, kw),
+        strides=(step_n, step_c, step_h * sh, step_w * sw, step_h, step_w))
+
+
+def _add_windows(windows, shape, stride):
+    """The adjoint of ``_windows``: sum windows [N, C, H_out, W_out, k_h, k_w] back into a
+    new array of ``shape`` [N, C, H, W]; pixels in no window get 0.
+
+    Element (i, j) of every window is the pixel grid x[:, :, i::s_h, j::s_w] (H_out by W_out
+    of them), so one strided slice per kernel offset adds all windows at once: k_h * k_w
+    vectorised additions, however many pixels there are.
+    """
+    xp = backend.get_array_module(windows)
+    out = xp.zeros(shape, dtype=windows.dtype)
+    n, c, out_h, out_w, kh, kw = windows.shape
+    sh, sw = stride
+    if (sh, sw) == (kh, kw):
+        # Windows tile the image without overlap (ViT's patch conv, ResNet's pools): put
+        # them in place with one reshape instead of k_h * k_w slices.
+        tiles = windows.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, out_h * kh, out_w * kw)
+        out[:, :, :out_h * kh, :out_w * kw] = tiles
+        return out
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i:i + sh * out_h:sh, j:j + sw * out_w:sw] += windows[:, :, :, :, i, j]
+    return out
+
+
+def _pad(x, padding, value=0.0):
+    """x [N, C, H, W] with ``padding`` (p_h, p_w) rows/columns of ``value`` on each side."""
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    xp = backend.get_array_module(x)
+    return xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def _unpad(x, padding):
+    ph, pw = padding
+    return x[:, :, ph:x.shape[2] - ph, pw:x.shape[3] - pw]
+
+
+class Conv2d(Function):
+    """Cross-correlation (no kernel flip, as in every deep learning library), W [O, C, k_h, k_w]:
+    y[n, o, r, c] = sum_{ch, i, j} x_pad[n, ch, r s_h + i, c s_w + j] W[o, ch, i, j] + b[o].
+
+    As matrices (*im2col*): X_col [C k_h k_w, N H_out W_out] holds one window per column
+    and W_mat [O, C k_h k_w] one kernel per row, so the whole convolution is the single
+    product Y_mat = W_mat X_col [O, N H_out W_out]. Like any product Y = A B, its
+    backward is dL/dA = gY B^T and dL/dB = A^T gY (see ``math.MatMul``):
+
+    * dL/dW_mat = gY_mat X_col^T           (reshaped to W's shape)
+    * dL/db     = gY_mat summed over its columns (b[o] is added to every output pixel)
+    * dL/dX_col = W_mat^T gY_mat, and since X_col only copies pixels of x_pad into windows,
+      dL/dx_pad = the window gradients added back onto their pixels (``_add_windows``,
+      *col2im*); dL/dx drops the padding border again.
+    """
+
+    def __init__(self, stride, padding):
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x, weight, *bias):
+        x = _pad(x, self.padding)
+        self.padded_shape = x.shape
+        out_ch, in_ch, kh, kw = weight.shape
+        self.kernel = (kh, kw)
+        windows = _windows(x, self.kernel, self.stride)            # [N, C, Ho, Wo, kh, kw]
+        n, _, out_h, out_w = windows.shape[:4]
+        # im2col, the one copy of the input. Channel-major order keeps each copied run
+        # of (Ho, Wo) pixels contiguous in x, which is markedly faster than pixel-major.
+        self.cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(in_ch * kh * kw, -1)
+        self.w_mat = weight.reshape(out_ch, -1)                     # [O, C kh kw]
+        self.has_bias = bool(bias)
+        y = self.w_mat @ self.cols                                  # [O, N Ho Wo]
+        if self.has_bias:
+            y += bias[0][:, None]
+        # To NCHW as a transposed view: no copy, the next op reads it through its strides.
+        return y.reshape(out_ch, n, out_h, out_w).transpose(1, 0, 2, 3)
+
+    def backward(self, gy):
+        n, out_ch, out_h, out_w = gy.shape
+        in_ch = self.padded_shape[1]
+        g_mat = gy.transpose(1, 0, 2, 3).reshape(out_ch, -1)       # [O, N Ho Wo]
+        gw = (g_mat @ self.cols.T).reshape(out_ch, in_ch, *self.kernel)
+        g_cols = self.w_mat.T @ g_mat                               # [C kh kw, N Ho Wo]
+        g_windows = g_cols.reshape(in_ch, *self.kernel, n, out_h, out_w)
+        g_windows = g_windows.transpose(3, 0, 4, 5, 1, 2)           # [N, C, Ho, Wo, kh, kw]
+        gx = _unpad(_add_windows(g_windows, self.padded_shape, self.stride), self.padding)
+        return (gx, gw, g_mat.sum(axis=1)) if self.has_bias else (gx, gw)
+
+
+class AvgPool2d(Function):
+    """y = mean of each k_h x k_w window. Every pixel of a window has weight 1 / (k_h k_w),
+    so dL/dx = the sum, over the windows covering a pixel, of gy / (k_h k_w)."""
+
+    def __init__(self, kernel, stride):
+        self.kernel, self.stride = kernel, stride
+
+    def forward(self, x):
+        self.input_shape = x.shape
+        return _windows(x, self.kernel, self.stride).mean(axis=(4, 5))
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy)
+        kh, kw = self.kernel
+        share = (gy / (kh * kw))[..., None, None]                  # [N, C, Ho, Wo, 1, 1]
+        windows = xp.broadcast_to(share, gy.shape + (kh, kw))
+        return _add_windows(windows, self.input_shape, self.stride)
+
+
+class MaxPool2d(Function):
+    """y = max of each window (padding counts as -inf, so it never wins).
+
+    dy/dx is 1 for the window's largest element and 0 for the others, so each window sends
+    its gy to the position of its argmax (the first one on ties, as PyTorch does), and a
+    pixel that is the maximum of several windows receives the sum.
+    """
+
+    def __init__(self, kernel, stride, padding):
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def forward(self, x):
+        x = _pad(x, self.padding, value=-np.inf)
+        self.padded_shape = x.shape
+        windows = _windows(x, self.kernel, self.stride)
+        flat = windows.reshape(windows.shape[:4] + (-1,))        # [N, C, Ho, Wo, kh kw]
+        self.argmax = flat.argmax(axis=-1)
+        return flat.max(axis=-1)
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy)
+        kh, kw = self.kernel
+        is_max = xp.arange(kh * kw) == self.argmax[..., None]     # one-hot [.., kh kw]
+        windows = (is_max * gy[..., None]).reshape(gy.shape + (kh, kw))
+        return _unpad(_add_windows(windows, self.padded_shape, self.stride), self.padding)
+
+
+def _bin_matrix(size_in, size_out):
+    """[size_out, size_in] matrix averaging PyTorch's adaptive bins: output cell i averages
+    input cells floor(i size_in / size_out) .. ceil((i + 1) size_in / size_out) - 1."""
+    matrix = np.zeros((size_out, size_in))
+    for i in range(size_out):
+        start, end = (i * size_in) // size_out, -(-((i + 1) * size_in) // size_out)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+class AdaptiveAvgPool2d(Function):
+    """Average pooling into a fixed output size, as a linear map along each spatial axis:
+    y = P_h x P_w^T for every (n, c) image, P_h [H_out, H] and P_w [W_out, W] averaging
+    matrices (``_bin_matrix``). A product of linear maps has the transposed product as
+    its backward: dL/dx = P_h^T gy P_w.
+    """
+
+    def __init__(self, output_size):
+        self.output_size = output_size
+
+    def forward(self, x):
+        device = backend.device_of(x)
+        (h, w), (out_h, out_w) = x.shape[2:], self.output_size
+        self.p_h = device.to_device(_bin_matrix(h, out_h).astype(x.dtype))   # [Ho, H]
+        self.p_w = device.to_device(_bin_matrix(w, out_w).astype(x.dtype))   # [Wo, W]
+        return self.p_h @ x @ self.p_w.T
+
+    def backward(self, gy):
+        return self.p_h.T @ gy @ self.p_w
+
+
+def _pair(value, name, op):
+    """An int or a pair of ints as a pair (k -> (k, k))."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
+        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    return tuple(int(v) for v in pair)
+
+
+def _check_image(input, op):
+    if input.ndim != 4:
+        raise ValueError(f"{op}: input must be 4-D [N, C, H, W], got shape {input.shape}")
+
+
+def _check_window_fits(input, kernel, stride, padding, op):
+    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"{op}: kernel {kernel} and stride {stride} must be positive and "
+                         f"padding {padding} non-negative")
+    h, w = input.shape[2] + 2 * padding[0], input.shape[3] + 2 * padding[1]
+    if kernel[0] > h or kernel[1] > w:
+        raise ValueError(f"{op}: kernel {kernel} is larger than the (padded) input "
+                         f"{(h, w)} of input shape {input.shape}")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0):
+    """2-D cross-correlation: input [N, C, H, W], weight [O, C, k_h, k_w], bias [O] or None.
+
+    Output [N, O, H_out, W_out] with H_out = (H + 2 p_h - k_h) // s_h + 1.
+    """
+    _check_image(input, "conv2d")
+    if weight.ndim != 4 or weight.shape[1] != input.shape[1]:
+        raise ValueError(f"conv2d: weight must be [out_channels, {input.shape[1]}, kh, kw] for "
+                         f"input of shape {input.shape} ({input.shape[1]} channels), got "
+                         f"weight of shape {weight.shape}")
+    stride, padding = _pair(stride, "stride", "conv2d"), _pair(padding, "padding", "conv2d")
+    _check_window_fits(input, weight.shape[2:], stride, padding, "conv2d")
+    if bias is None:
+        return Conv2d(stride, padding)(input, weight)
+    if bias.shape != (weight.shape[0],):
+        raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},) for weight of "
+                         f"shape {weight.shape}, got {bias.shape}")
+    return Conv2d(stride, padding)(input, weight, bias)
+
+
+def avg_pool2d(input, kernel_size, stride=None):
+    """Mean over each window (no padding; rows/columns that do not fill a window are dropped).
+    ``stride`` defaults to ``kernel_size``."""
+    _check_image(input, "avg_pool2d")
+    kernel = _pair(kernel_size, "kernel_size", "avg_pool2d")
+    stride = kernel if stride is None else _pair(stride, "stride", "avg_pool2d")
+    _check_window_fits(input, kernel, stride, (0, 0), "avg_pool2d")
+    return AvgPool2d(kernel, stride)(input)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0):
+    """Max over each window; ``stride`` defaults to ``kernel_size``; implicit -inf padding."""
+    _check_image(input, "max_pool2d")
+    kernel = _pair(kernel_size, "kernel_size", "max_pool2d")
+    stride = kernel if stride is None else _pair(stride, "stride", "max_pool2d")
+    padding = _pair(padding, "padding", "max_pool2d")
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"max_pool2d: padding {padding} must be at most half the kernel "
+                         f"{kernel}, or a window could hold only padding")
+    _check_window_fits(input, kernel, stride, padding, "max_pool2d")
+    return MaxPool2d(kernel, stride, padding)(input)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average-pool input [N, C, H, W] to [N, C, *output_size] with PyTorch's bin edges.
+    An entry of ``output_size`` may be None to keep that input size."""
+    _check_image(input, "adaptive_avg_pool2d")
+    sizes = (output_size, output_size) if output_size is None or isinstance(
+        output_size, (int, np.integer)) else tuple(output_size)
+    sizes = tuple(input.shape[2 + i] if s is None else s for i, s in enumerate(sizes))
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be a positive int or pair, "
+                         f"got {output_size!r}")
+    return AdaptiveAvgPool2d(sizes)(input)
