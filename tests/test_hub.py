@@ -6,11 +6,13 @@ import os
 import socket
 import threading
 
+import numpy as np
 import pytest
 
 from miniclip import hub
 
-CONTENT = os.urandom(3 * 1024 * 1024 + 123)  # a few chunks, plus a partial one
+# A few chunks plus a partial one; seeded so every pytest-xdist worker collects the same ids.
+CONTENT = np.random.default_rng(0).bytes(3 * 1024 * 1024 + 123)
 SHA256 = hashlib.sha256(CONTENT).hexdigest()
 
 
@@ -86,7 +88,7 @@ def test_named_model_is_fetched_from_base_url_and_checked(server, tmp_path, monk
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("expected_sha256", [SHA256, None])
+@pytest.mark.parametrize("expected_sha256", [SHA256, None], ids=["checked", "unchecked"])
 def test_truncated_download_leaves_no_file(server, tmp_path, expected_sha256):
     server.truncate = True
     with pytest.raises(RuntimeError, match=f"{server.url}/model.pt.*closed after"):
