@@ -465,3 +465,12 @@ def test_sequential_gradcheck(device):
     model = nn.Sequential(nn.Linear(3, 4), nn.QuickGELU(), nn.LayerNorm(4), nn.Linear(4, 2))
     _gradcheck_module(model, np.random.default_rng(8).standard_normal((2, 3)), device)
 
+
+
+def test_skip_random_init_leaves_random_weights_zero_but_runs_constant_ones():
+    with nn.init.skip_random_init():
+        layer = nn.Linear(3, 2)
+        norm = nn.LayerNorm(2)
+    assert not layer.weight.numpy().any() and not layer.bias.numpy().any()
+    assert norm.weight.numpy().tolist() == [1.0, 1.0]
+    assert nn.Linear(3, 2).weight.numpy().any()  # outside the block, weights are random again

@@ -198,7 +198,8 @@ def build_model(state_dict):
     """
     state_dict = {key: _to_host(value) for key, value in state_dict.items()
                   if key not in NON_STATE_KEYS}
-    model = CLIP(**infer_config(state_dict))
+    with nn.init.skip_random_init():  # every weight is overwritten just below
+        model = CLIP(**infer_config(state_dict))
     # load_state_dict casts every value to the dtype of the parameter it fills: float32
     # (released files store most weights as float16); num_batches_tracked stays int64.
     model.load_state_dict(state_dict, strict=True)
@@ -206,6 +207,9 @@ def build_model(state_dict):
 
 
 def _to_host(value):
+    """A NumPy array of ``value``; NumPy arrays pass through uncopied (they are only read)."""
+    if isinstance(value, np.ndarray):
+        return value
     if isinstance(value, Tensor):
         return value.numpy()
     try:

@@ -8,10 +8,30 @@ libraries have different generators.)
 
 Each function returns the tensor it filled, like ``torch.nn.init``.
 """
+import contextlib
 import math
 import sys
 
 import numpy as np
+
+_skipping_random_init = False
+
+
+@contextlib.contextmanager
+def skip_random_init():
+    """Build modules without drawing random weights (they stay zero).
+
+    For when every weight is about to be overwritten from a checkpoint, as in
+    ``build_model``: drawing ViT-L/14's 428M random numbers only to throw them away
+    would take longer than reading the file. Constant initialisers (``ones_``,
+    ``zeros_``) still run, so a skipped module is still well-formed.
+    """
+    global _skipping_random_init
+    previous, _skipping_random_init = _skipping_random_init, True
+    try:
+        yield
+    finally:
+        _skipping_random_init = previous
 
 
 def manual_seed(seed):
@@ -35,11 +55,15 @@ def _fill(tensor, host_values):
 
 def uniform_(tensor, a=0.0, b=1.0):
     """Fill with samples of the uniform distribution U(a, b)."""
+    if _skipping_random_init:
+        return tensor
     return _fill(tensor, np.random.uniform(a, b, size=tensor.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0):
     """Fill with samples of the normal distribution N(mean, std^2)."""
+    if _skipping_random_init:
+        return tensor
     return _fill(tensor, np.random.normal(mean, std, size=tensor.shape))
 
 
