@@ -7,7 +7,13 @@ same suite is the CuPy suite on a machine with a GPU.
 import os
 import sys
 
-import pytest
+# One BLAS thread per process: the suite runs as two pytest-xdist workers (and notebook
+# kernels) on two cores, where OpenBLAS's own threads would fight the other process for
+# them and slow small matrix products down many times. Set before NumPy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import strict_backend  # noqa: E402,F401  (registers the "strict" device)
