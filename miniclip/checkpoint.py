@@ -189,7 +189,7 @@ def save_safetensors(path, state_dict: dict[str, np.ndarray], metadata: dict[str
         # i.e. single bytes, have no byte order and stay as they are).
         array = array.astype(array.dtype.newbyteorder("<"), copy=False)
         if array.dtype not in _DTYPE_NAMES:
-            raise TypeError(f"cannot save {name!r}: safetensors has no type for NumPy dtype {value.dtype}")
+            raise TypeError(f"cannot save {name!r}: safetensors has no type for NumPy dtype {array.dtype}")
         header[name] = {
             "dtype": _DTYPE_NAMES[array.dtype],
             "shape": list(array.shape),
@@ -227,6 +227,8 @@ def load_safetensors(path) -> dict[str, np.ndarray]:
             header = json.loads(_read_exactly(file, header_size, path))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ValueError(f"{path}: safetensors header is not valid JSON ({error})") from None
+        if not isinstance(header, dict):
+            raise ValueError(f"{path}: safetensors header is not a JSON object")
         header.pop("__metadata__", None)
         data_start = 8 + header_size
 
@@ -234,17 +236,26 @@ def load_safetensors(path) -> dict[str, np.ndarray]:
         for name, entry in header.items():
             try:
                 dtype_name, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+                well_formed = (isinstance(dtype_name, str) and isinstance(shape, list)
+                               and all(_is_count(n) for n in [*shape, begin, end]))
             except (KeyError, TypeError, ValueError):
-                raise ValueError(f"{path}: malformed safetensors header entry {name!r}: {entry!r}") from None
+                well_formed = False
+            if not well_formed:
+                raise ValueError(f"{path}: malformed safetensors header entry {name!r}: {entry!r}")
             if dtype_name not in _DTYPES:
                 raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {dtype_name}")
             expected = int(np.prod(shape)) * _DTYPES[dtype_name].itemsize
-            if end - begin != expected or begin < 0:
+            if end - begin != expected:
                 raise ValueError(f"{path}: tensor {name!r} has data_offsets {[begin, end]} for {expected} bytes")
             file.seek(data_start + begin)
             buffer = bytearray(_read_exactly(file, expected, path))  # bytearray: the array is writable
             state_dict[name] = _decode_buffer(buffer, dtype_name).reshape(shape)
     return state_dict
+
+
+def _is_count(value) -> bool:
+    """Whether ``value`` is a non-negative int (JSON and pickles can hold anything)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _read_exactly(file, size: int, path) -> bytes:
@@ -320,7 +331,13 @@ def _rebuild_tensor(storage, storage_offset, shape, stride, *_ignored) -> np.nda
     """
     if not isinstance(storage, np.ndarray):
         raise pickle.UnpicklingError("tensor storage is not a persistent storage reference")
-    if storage_offset < 0 or any(n < 0 for n in shape) or any(s < 0 for s in stride) or len(shape) != len(stride):
+    if not (
+        _is_count(storage_offset)
+        and isinstance(shape, tuple)
+        and isinstance(stride, tuple)
+        and len(shape) == len(stride)
+        and all(_is_count(n) for n in shape + stride)
+    ):
         raise pickle.UnpicklingError(f"invalid tensor layout: offset {storage_offset}, shape {shape}, stride {stride}")
     if 0 in shape:
         return np.empty(shape, dtype=storage.dtype)
@@ -377,7 +394,14 @@ class _RestrictedUnpickler(pickle.Unpickler):
         )
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) == 5
+            and pid[0] == "storage"
+            and isinstance(pid[1], _StorageType)
+            and isinstance(pid[2], str)
+            and _is_count(pid[4])
+        ):
             raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
         _, storage_type, key, _location, size = pid
         if key not in self._storages:

@@ -46,6 +46,10 @@ _MODELS = {
 
 _CHUNK_SIZE = 1 << 20  # read and hash 1 MiB at a time, so big files never sit in memory
 
+# Seconds to wait for the server to connect or send more data before giving up; without
+# a limit a stalled connection would hang the download forever.
+_TIMEOUT = 60
+
 
 def available_models() -> list[str]:
     """The names of the released CLIP models, e.g. ``"ViT-B/32"``."""
@@ -83,8 +87,8 @@ def download(name_or_url: str, root=None, expected_sha256: str | None = None) ->
 
     A cached file with the wrong hash is reported with a warning and
     downloaded again.  Raises ``RuntimeError`` naming the URL when the
-    download fails, is cut short or has the wrong hash; no partial file is
-    left behind.
+    download fails, stalls for a minute, is cut short or has the
+    wrong hash; no partial file is left behind.
     """
     if name_or_url in _MODELS:
         url = model_url(name_or_url)
@@ -99,7 +103,7 @@ def download(name_or_url: str, root=None, expected_sha256: str | None = None) ->
     root = os.fspath(root) if root is not None else _default_root()
     os.makedirs(root, exist_ok=True)
     file_name = os.path.basename(urllib.parse.urlsplit(url).path)
-    if not file_name:
+    if file_name in ("", ".", ".."):
         raise ValueError(f"cannot tell a file name from the URL {url!r}")
     path = os.path.join(root, file_name)
 
@@ -127,9 +131,9 @@ def _fetch(url: str, path: str, expected_sha256: str | None) -> None:
         digest = hashlib.sha256()
         received = 0
         try:
-            with urllib.request.urlopen(url) as response:
-                length = response.headers.get("Content-Length")
-                total = int(length) if length is not None else None
+            with urllib.request.urlopen(url, timeout=_TIMEOUT) as response:
+                length = response.headers.get("Content-Length", "")
+                total = int(length) if length.isdecimal() else None  # absent or malformed: unknown
                 with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=os.path.basename(path)) as bar:
                     for chunk in iter(lambda: response.read(_CHUNK_SIZE), b""):
                         file.write(chunk)

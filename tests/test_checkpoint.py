@@ -132,6 +132,14 @@ def test_truncated_safetensors_is_reported(tmp_path):
         load_state_dict(path)
 
 
+@pytest.mark.parametrize("shape", [["2"], [2.0], [-1, -2]], ids=["string", "float", "negative"])
+def test_safetensors_entry_with_a_non_integer_shape_is_reported(tmp_path, shape):
+    path = tmp_path / "w.safetensors"
+    write_safetensors_by_hand(path, {"w": ("F32", shape, np.zeros(2, "<f4").tobytes())})
+    with pytest.raises(ValueError, match="malformed safetensors header entry 'w'"):
+        load_safetensors(path)
+
+
 def test_failed_save_keeps_the_existing_file(tmp_path):
     path = tmp_path / "weights.safetensors"
     save_safetensors(path, {"w": np.ones(3, np.float32)})
@@ -254,6 +262,13 @@ def test_tensor_reaching_outside_its_storage_is_refused(tmp_path):
     payload = {"t": rebuild_tensor(_Storage("FloatStorage", "0", 4), 0, (2, 3), (3, 1))}
     torch_zip(tmp_path / "w.pt", payload, {"0": np.zeros(4, "<f4").tobytes()})
     with pytest.raises(pickle.UnpicklingError, match="storage of 4 elements"):
+        load_state_dict(tmp_path / "w.pt")
+
+
+def test_tensor_with_a_non_integer_layout_is_refused(tmp_path):
+    payload = {"t": rebuild_tensor(_Storage("FloatStorage", "0", 4), 0, ("4",), (1,))}
+    torch_zip(tmp_path / "w.pt", payload, {"0": np.zeros(4, "<f4").tobytes()})
+    with pytest.raises(pickle.UnpicklingError, match="invalid tensor layout"):
         load_state_dict(tmp_path / "w.pt")
 
 

@@ -42,17 +42,19 @@ class CLIP(TextTransformer):
                  transformer_heads, transformer_layers):
         super().__init__(embed_dim, context_length, vocab_size, transformer_width,
                          transformer_heads, transformer_layers)
+        if isinstance(vision_layers, list):  # a list of block counts means a ResNet too
+            vision_layers = tuple(vision_layers)
         self.config = dict(
             embed_dim=embed_dim, image_resolution=image_resolution, vision_layers=vision_layers,
             vision_width=vision_width, vision_patch_size=vision_patch_size,
             context_length=context_length, vocab_size=vocab_size,
             transformer_width=transformer_width, transformer_heads=transformer_heads,
             transformer_layers=transformer_layers)
-        if isinstance(vision_layers, (tuple, list)):
+        if isinstance(vision_layers, tuple):
             heads = vision_width * 32 // 64
             _check_heads(heads, f"the ResNet's attention pool (32 * vision_width = "
                                 f"{32 * vision_width})")
-            self.visual = ModifiedResNet(layers=tuple(vision_layers), output_dim=embed_dim,
+            self.visual = ModifiedResNet(layers=vision_layers, output_dim=embed_dim,
                                          heads=heads, input_resolution=image_resolution,
                                          width=vision_width)
         else:
@@ -97,7 +99,7 @@ class CLIP(TextTransformer):
         the positional embeddings, with a confusing broadcasting error)."""
         weight = self.visual.conv1.weight
         if not isinstance(images, Tensor):
-            images = Tensor(_host_or_device_array(images))
+            images = Tensor(images)  # device arrays stay where they are; lists become NumPy
         resolution = self.input_resolution
         expected = f"[N, 3, {resolution}, {resolution}]"
         if images.ndim != 4:
@@ -124,15 +126,6 @@ def _check_heads(heads, where):
     if heads < 1:
         raise ValueError(f"CLIP: {where} has no attention head; every head has 64 features, "
                          "so the width must be at least 64")
-
-
-def _host_or_device_array(value):
-    """A device array as it is; lists and other array-likes as NumPy arrays."""
-    try:
-        backend.device_of(value)
-        return value
-    except TypeError:
-        return np.asarray(value)
 
 
 # ---------------------------------------------------------------------------- build_model

@@ -14,32 +14,27 @@ configuration holds the keyword arguments of ``CLIP``:
 from ..tokenizer.pretrained import default_tokenizer
 from .clip import CLIP
 
-_OPENAI_TEXT = dict(context_length=77, vocab_size=49408, transformer_layers=12)
 
-
-def _resnet(embed_dim, resolution, layers, width, text_width):
-    return dict(_OPENAI_TEXT, embed_dim=embed_dim, image_resolution=resolution,
-                vision_layers=layers, vision_width=width, vision_patch_size=None,
-                transformer_width=text_width, transformer_heads=text_width // 64)
-
-
-def _vit(embed_dim, resolution, layers, width, patch, text_width):
-    return dict(_OPENAI_TEXT, embed_dim=embed_dim, image_resolution=resolution,
-                vision_layers=layers, vision_width=width, vision_patch_size=patch,
-                transformer_width=text_width, transformer_heads=text_width // 64)
+def _released(embed_dim, resolution, layers, width, text_width, patch=None):
+    """One released model: its image tower, joint size and text width; every released text
+    tower has 12 layers, a 77-token context and OpenAI's 49,408-id vocabulary."""
+    return dict(embed_dim=embed_dim, image_resolution=resolution, vision_layers=layers,
+                vision_width=width, vision_patch_size=patch, context_length=77,
+                vocab_size=49408, transformer_width=text_width,
+                transformer_heads=text_width // 64, transformer_layers=12)
 
 
 #: OpenAI's released models, by the names ``clip.available_models()`` uses.
 RELEASED_CONFIGS = {
-    "RN50": _resnet(1024, 224, (3, 4, 6, 3), 64, 512),
-    "RN101": _resnet(512, 224, (3, 4, 23, 3), 64, 512),
-    "RN50x4": _resnet(640, 288, (4, 6, 10, 6), 80, 640),
-    "RN50x16": _resnet(768, 384, (6, 8, 18, 8), 96, 768),
-    "RN50x64": _resnet(1024, 448, (3, 15, 36, 10), 128, 1024),
-    "ViT-B/32": _vit(512, 224, 12, 768, 32, 512),
-    "ViT-B/16": _vit(512, 224, 12, 768, 16, 512),
-    "ViT-L/14": _vit(768, 224, 24, 1024, 14, 768),
-    "ViT-L/14@336px": _vit(768, 336, 24, 1024, 14, 768),
+    "RN50": _released(1024, 224, (3, 4, 6, 3), 64, 512),
+    "RN101": _released(512, 224, (3, 4, 23, 3), 64, 512),
+    "RN50x4": _released(640, 288, (4, 6, 10, 6), 80, 640),
+    "RN50x16": _released(768, 384, (6, 8, 18, 8), 96, 768),
+    "RN50x64": _released(1024, 448, (3, 15, 36, 10), 128, 1024),
+    "ViT-B/32": _released(512, 224, 12, 768, 512, patch=32),
+    "ViT-B/16": _released(512, 224, 12, 768, 512, patch=16),
+    "ViT-L/14": _released(768, 224, 24, 1024, 768, patch=14),
+    "ViT-L/14@336px": _released(768, 336, 24, 1024, 768, patch=14),
 }
 
 #: Small models for teaching and for training on a CPU in minutes (e.g. on

@@ -98,9 +98,9 @@ class AttentionPool2d(nn.Module):
         n, d = x.shape[:2]
         x = x.reshape(n, d, -1).transpose(1, 2)                 # [N, S², D], row-major
         x = F.cat([x.mean(dim=1, keepdim=True), x], dim=1)      # [N, S²+1, D]
-        x = x + self.positional_embedding
+        x = x + self.positional_embedding                       # [N, S²+1, D]
         q = self.q_proj(x[:, :1])                               # [N, 1, D]: the mean token
-        out = multi_head_attention(q, self.k_proj(x), self.v_proj(x), self.num_heads)
+        out = multi_head_attention(q, self.k_proj(x), self.v_proj(x), self.num_heads)  # [N, 1, D]
         return self.c_proj(out[:, 0])                           # [N, output_dim]
 
 
@@ -142,7 +142,7 @@ class ModifiedResNet(nn.Module):
 
     def stem(self, x):                                          # x: [N, 3, R, R]
         x = F.relu(self.bn1(self.conv1(x)))                     # [N, w/2, R/2, R/2]
-        x = F.relu(self.bn2(self.conv2(x)))
+        x = F.relu(self.bn2(self.conv2(x)))                     # [N, w/2, R/2, R/2]
         x = F.relu(self.bn3(self.conv3(x)))                     # [N, w, R/2, R/2]
         return F.avg_pool2d(x, 2)                               # [N, w, R/4, R/4]
 

@@ -55,7 +55,7 @@ class VisionTransformer(nn.Module):
         x = x.reshape(n, width, -1).transpose(1, 2)           # [N, G², W]
         cls = self.class_embedding.reshape(1, 1, width).expand(n, 1, width)  # [N, 1, W]
         x = F.cat([cls, x], dim=1)                            # [N, G²+1, W]
-        x = x + self.positional_embedding
+        x = x + self.positional_embedding                     # [N, G²+1, W]
         x = self.ln_pre(x)
         x = self.transformer(x)                               # [N, G²+1, W]
         x = self.ln_post(x[:, 0, :])                          # [N, W]: the class token
