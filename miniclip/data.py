@@ -1,6 +1,6 @@
 """Image–caption data for training CLIP: a synthetic dataset, a folder reader and a batcher.
 
-CLIP learns from pairs ``(image, caption)``. This module provides three things:
+CLIP learns from pairs ``(image, caption)``. This module provides:
 
 * :class:`SyntheticShapes` — small pictures of coloured shapes with captions such as
   ``"a photo of a small red circle on the left"``. It is drawn on the fly with PIL from a

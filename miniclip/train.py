@@ -69,8 +69,15 @@ LOSS_WINDOW = 20
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m miniclip.train",
-        description="Train a CLIP from scratch. `--tiny` trains a tiny CLIP on synthetic "
-                    "shapes on the CPU in 1-2 minutes and reports its zero-shot accuracy.")
+        description="Train a CLIP from scratch. --tiny trains a tiny CLIP on synthetic shapes\n"
+                    "on the CPU in 1-2 minutes and reports its zero-shot accuracy.",
+        epilog="examples:\n"
+               "  python -m miniclip.train --tiny                       # ViT tower, CPU\n"
+               "  python -m miniclip.train --tiny --tower rn --steps 200\n"
+               "  python -m miniclip.train --tiny --out runs/a          # save checkpoints\n"
+               "  python -m miniclip.train --tiny --out runs/a --resume # pick up where it stopped\n"
+               "  python -m miniclip.train --tiny --device cuda --amp   # GPU, mixed precision",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--tiny", action="store_true",
                        help="train the tiny teaching preset of --tower on synthetic shapes")
@@ -91,7 +98,8 @@ def parse_args(argv=None):
         help="AdamW weight decay of the weight matrices (default 0.2, the paper's)")
     add("--grad-clip", metavar="NORM", type=float, default=1.0,
         help="clip the global gradient norm to this (default 1.0; 0 turns it off)")
-    add("--seed", metavar="N", type=int, default=0, help="seed of weights, data and order")
+    add("--seed", metavar="N", type=int, default=0,
+        help="seed of the weights, the data and its order (default 0)")
     add("--device", default="cpu", help="cpu (default) or cuda")
     add("--amp", action="store_true",
         help="mixed precision: float16 forward/backward, float32 master weights (for GPUs)")
@@ -289,8 +297,8 @@ def trim_padding(tokens):
     The text tower pools at the end-of-text token, and its causal mask lets no position
     see the positions after it, so padding after the end-of-text token cannot change the
     text features: the model gives the same features for ``[N, L]`` as for ``[N, C]``. Our
-    captions fill about 15 of the tiny model's 32 positions, so this halves the text
-    tower's work.
+    captions fill at most 13 of the tiny model's 32 positions, so this more than halves
+    the text tower's work.
     """
     used = np.flatnonzero(tokens.any(axis=0))  # columns holding a real token in some row
     return tokens[:, :used[-1] + 1]

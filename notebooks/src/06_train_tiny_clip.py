@@ -27,7 +27,7 @@ from miniclip.train import trim_padding
 from miniclip.zeroshot import (accuracy, encode_images, encode_texts, similarity_matrix,
                                zero_shot_classifier, zero_shot_predict)
 
-# The knobs of this run. More steps give a better model (the CLI default is 600).
+# The knobs of this run. More steps give a better model (the CLI trains for 1500).
 STEPS, BATCH_SIZE, PEAK_LR, WARMUP = 300, 64, 1e-3, 30
 SEED = 0
 miniclip.manual_seed(SEED)
