@@ -228,13 +228,18 @@ class Tensor:
         _run_backward(self, grad, retain_graph)
 
     def _receive_grad(self, grad):
-        """Accumulate a gradient arriving from a consumer of this tensor."""
+        """Accumulate a gradient arriving from a consumer of this tensor.
+
+        The engine hands one array to several tensors (``Add`` returns ``gy`` for both
+        inputs) and some are read-only broadcast views (``Sum``), so ``.grad`` starts as
+        a copy: the tensor's own array, safe to edit in place (``p.grad *= 0.5``).
+        """
         if self.grad_fn is not None:
             slots = self.grad_fn.grad_outputs
             i = self.output_index
             slots[i] = grad if slots[i] is None else slots[i] + grad
         if self.grad_fn is None or self.retains_grad:
-            self.grad = grad if self.grad is None else self.grad + grad
+            self.grad = grad.copy() if self.grad is None else self.grad + grad
 
     # ---------------------------------------------------------------- operators
     # Each operator is one line calling miniclip.functional, where the op and its
@@ -254,11 +259,12 @@ class Tensor:
     def __rmatmul__(self, other): return _F().matmul(other, self)
     def __getitem__(self, index): return _F().getitem(self, index)
 
-    # Comparisons are not differentiable: they return plain boolean tensors.
-    def __lt__(self, other): return Tensor(self.data < _as_array(other))
-    def __le__(self, other): return Tensor(self.data <= _as_array(other))
-    def __gt__(self, other): return Tensor(self.data > _as_array(other))
-    def __ge__(self, other): return Tensor(self.data >= _as_array(other))
+    # Comparisons are not differentiable: they return plain boolean tensors. A Python
+    # number is compared as it is (never via a NumPy array, which a device array refuses).
+    def __lt__(self, other): return Tensor(self.data < _data_of(other))
+    def __le__(self, other): return Tensor(self.data <= _data_of(other))
+    def __gt__(self, other): return Tensor(self.data > _data_of(other))
+    def __ge__(self, other): return Tensor(self.data >= _data_of(other))
     __hash__ = object.__hash__  # tensors are identified by object (used as dict keys)
 
     def reshape(self, *shape): return _F().reshape(self, *shape)
@@ -294,6 +300,11 @@ def _F():
     return functional
 
 
+def _data_of(value):
+    """The array inside a Tensor; anything else (a number, an array) as it is."""
+    return value.data if isinstance(value, Tensor) else value
+
+
 def _is_dtype(value):
     """True for dtypes (np.float16, "float32"), False for devices ("cpu", "cuda:0")."""
     if isinstance(value, backend.Device):
@@ -313,7 +324,9 @@ class Function:
     Subclasses implement ``forward(*arrays)`` and ``backward(*grad_outputs)``. Non-tensor
     settings (a dimension, a stride) are passed to ``__init__``.  ``forward`` may return
     one array or a tuple of arrays; ``backward`` returns one gradient per input (``None``
-    for inputs that have no gradient, such as integer indices).
+    for inputs that have no gradient, such as integer indices). ``backward`` must not write
+    into its ``grad_outputs`` or the saved input arrays: the engine may share them with
+    other tensors.
     """
 
     def __call__(self, *inputs):
@@ -341,10 +354,13 @@ class Function:
         raise NotImplementedError
 
     def release(self):
-        """Free what forward saved (called after backward unless retain_graph=True)."""
-        keep = {"inputs", "grad_outputs", "output_meta"}
+        """Free what forward saved, and the links to the inputs (called after backward
+        unless retain_graph=True), so that a loss tensor kept after ``backward()`` does not
+        keep every activation of its graph alive."""
+        keep = {"grad_outputs", "output_meta"}
         for name in [n for n in vars(self) if n not in keep]:
             delattr(self, name)
+        self.inputs = ()
         self.released = True
 
 
@@ -363,14 +379,14 @@ def _as_tensors(inputs, op_name):
     for x in inputs:
         if isinstance(x, Tensor):
             wrapped.append(x)
-        elif like is None:
-            wrapped.append(Tensor(x))
+        elif like is not None and like.dtype.kind in "fc":
+            # A Python number takes the dtype of the floating tensor it meets (weak typing,
+            # as in PyTorch), so `half_tensor * 2.0` stays float16.
+            wrapped.append(Tensor(x, dtype=like.dtype, device=like.device))
         else:
-            # A Python number takes the dtype of the tensor it meets (weak typing, as in
-            # PyTorch), so `half_tensor * 2.0` stays float16.
-            array = np.asarray(x)
-            dtype = like.dtype if array.dtype.kind in "fc" or like.dtype.kind in "fc" else None
-            wrapped.append(Tensor(like.device.to_device(array.astype(dtype or array.dtype))))
+            # Met by an integer tensor (or by none), a number keeps its own kind, so
+            # `int_tensor * 0.5` is not truncated to `int_tensor * 0`.
+            wrapped.append(Tensor(x, device=like.device if like is not None else None))
     return wrapped
 
 
@@ -398,10 +414,9 @@ def _topological_order(root):
 
 
 def _run_backward(root, grad, retain_graph):
-    if root.grad_fn is None:  # a leaf: d(self)/d(self) = 1
-        root._receive_grad(grad)
+    root._receive_grad(grad)  # a leaf keeps it; a non-leaf hands it to its grad_fn
+    if root.grad_fn is None:
         return
-    root.grad_fn.grad_outputs[root.output_index] = grad
     for fn in _topological_order(root):
         if fn.released:
             raise RuntimeError(

@@ -101,7 +101,7 @@ def device_of(array):
 
 
 def get_array_module(array):
-    """``numpy`` for CPU arrays, ``cupy`` for GPU arrays (the ``xp`` every op is written against)."""
+    """The array module of ``array``'s device: ``numpy`` or ``cupy`` (the ``xp`` of every op)."""
     return device_of(array).xp
 
 

@@ -96,7 +96,9 @@ def gradcheck(fn, inputs, params=(), mode="exhaustive", eps=None, atol=None, rto
     ``requires_grad=True`` plus every tensor in ``params`` (e.g. ``module.parameters()``,
     or ``module.named_parameters()`` so that a failure names the parameter).
     Returns a ``GradcheckReport``; raises ``GradcheckError`` on a mismatch unless
-    ``raise_exception=False``. Existing ``.grad`` values are left as they were.
+    ``raise_exception=False``. The checked tensors' ``.grad`` values are left as they were
+    (other leaves that ``fn`` uses, such as the weights of a module not passed in
+    ``params``, receive the gradient of one backward pass).
     """
     if mode not in ("exhaustive", "directional"):
         raise ValueError(f"gradcheck: mode must be 'exhaustive' or 'directional', got {mode!r}")
@@ -107,15 +109,16 @@ def gradcheck(fn, inputs, params=(), mode="exhaustive", eps=None, atol=None, rto
     if not checked:
         raise ValueError("gradcheck: nothing to check: no input has requires_grad=True and no "
                          "params were given")
-    dtype = checked[0][1].dtype
-    default_eps, default_atol, default_rtol = TOLERANCES.get(np.dtype(dtype), TOLERANCES[np.dtype(np.float64)])
+    float64 = TOLERANCES[np.dtype(np.float64)]  # also for any dtype not in the table
+    default_eps, default_atol, default_rtol = TOLERANCES.get(checked[0][1].dtype, float64)
     eps = default_eps if eps is None else eps
     atol = default_atol if atol is None else atol
     rtol = default_rtol if rtol is None else rtol
     rng = np.random.default_rng(seed)
 
     output = fn(*inputs)
-    upstream = Tensor(output.device.to_device(rng.standard_normal(output.shape).astype(output.dtype)))
+    upstream = rng.standard_normal(output.shape).astype(output.dtype)   # R, on the host
+    upstream = Tensor(output.device.to_device(upstream))
 
     def objective():
         with no_grad():
@@ -276,6 +279,9 @@ def compare_grads(expected, actual, atol=1e-6, rtol=1e-5):
 
 
 def _host(value):
+    """A NumPy copy of a Tensor or an array of any device; lists and numbers via NumPy."""
     if isinstance(value, Tensor):
         return value.numpy()
-    return backend.to_numpy(value) if not isinstance(value, (list, float, int)) else np.asarray(value)
+    if isinstance(value, (list, float, int)):
+        return np.asarray(value)
+    return backend.to_numpy(value)

@@ -67,6 +67,21 @@ def test_retain_grad_keeps_the_gradient_of_an_intermediate_tensor(device):
     np.testing.assert_array_equal(grad_of(hidden), [4.0, 8.0])
 
 
+def test_retain_grad_on_the_tensor_backward_starts_from(device):
+    y = tensor([1.0, 2.0], device) * 2
+    y.retain_grad()
+    y.backward(y.device.to_device(np.array([3.0, 4.0])))
+    np.testing.assert_array_equal(grad_of(y), [3.0, 4.0])
+
+
+def test_leaf_gradients_can_be_edited_in_place_without_touching_other_tensors(device):
+    a, b = tensor([1.0, 2.0], device), tensor([3.0, 4.0], device)
+    (a + b).sum().backward()  # Add hands one (broadcast, read-only) array to both inputs
+    a.grad *= 0.5
+    np.testing.assert_array_equal(grad_of(a), [0.5, 0.5])
+    np.testing.assert_array_equal(grad_of(b), [1.0, 1.0])
+
+
 # ------------------------------------------------------------------ recording the graph
 def test_no_grad_records_nothing(device):
     x = tensor([1.0, 2.0], device)
@@ -235,3 +250,29 @@ def test_full_reductions_give_0d_arrays_not_numpy_scalars(device):
     total = tensor([1.0, 2.0], device).sum()
     assert total.shape == () and backend.device_of(total.data).name == device
     assert not isinstance(total.data, np.generic)
+
+
+def test_comparing_with_a_python_number_works_on_every_device(device):
+    x = tensor([0.1, 0.5, 2.0], device)  # float64: 0.1 is compared as float64, not float32
+    np.testing.assert_array_equal((x >= 0.1).numpy(), [True, True, True])
+    np.testing.assert_array_equal((x < 1).numpy(), [True, True, False])
+
+
+def test_an_integer_tensor_times_a_float_is_not_truncated(device):
+    ids = Tensor(np.array([1, 2, 3], dtype=np.int32), device=device)
+    np.testing.assert_allclose((ids * 0.5).numpy(), [0.5, 1.0, 1.5])
+
+
+
+def test_backward_frees_the_graph_so_a_kept_loss_does_not_hold_activations():
+    import gc
+    import weakref
+
+    x = Tensor(np.ones((3, 3)), requires_grad=True)
+    hidden = x.exp()
+    activation = weakref.ref(hidden)
+    loss = (hidden * 2.0).sum()
+    del hidden
+    loss.backward()
+    gc.collect()
+    assert activation() is None  # only `loss` is left, and it no longer reaches `hidden`

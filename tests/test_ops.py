@@ -419,6 +419,10 @@ def t(shape, device, dtype=F64):
      "more than one value"),
     (lambda d: F.dropout(t((2,), d), p=1.5), ValueError, r"\[0, 1\]"),
     (lambda d: F.normalize(t((2,), d), p=0.5, dim=0), ValueError, "p must"),
+    (lambda d: F.unsqueeze(t((2, 3), d), 4), IndexError, r"unsqueeze.*dim 4"),
+    (lambda d: F.stack([t((2,), d)] * 2, -3), IndexError, r"stack.*dim -3"),
+    (lambda d: F.adaptive_avg_pool2d(t((1, 1, 4, 4), d), (1, None, 2)), ValueError,
+     r"adaptive_avg_pool2d.*\(1, None, 2\)"),
 ])
 def test_bad_input_raises_an_error_naming_the_op_and_the_shapes(call, error, message, device):
     with pytest.raises(error, match=message):

@@ -272,7 +272,8 @@ def adaptive_avg_pool2d(input, output_size):
     _check_image(input, "adaptive_avg_pool2d")
     sizes = (output_size, output_size) if output_size is None or isinstance(
         output_size, (int, np.integer)) else tuple(output_size)
-    sizes = tuple(input.shape[2 + i] if s is None else s for i, s in enumerate(sizes))
+    if len(sizes) == 2:
+        sizes = tuple(input.shape[2 + i] if s is None else s for i, s in enumerate(sizes))
     if len(sizes) != 2 or min(sizes) < 1:
         raise ValueError(f"adaptive_avg_pool2d: output_size must be a positive int or pair, "
                          f"got {output_size!r}")

@@ -263,17 +263,18 @@ def abs(x):
 
 def matmul(a, b):
     """Matrix product with NumPy's batching and broadcasting rules (``a @ b``)."""
-    if isinstance(a, Tensor) and isinstance(b, Tensor) and (a.ndim == 0 or b.ndim == 0):
-        raise ValueError(f"matmul: both operands need at least one dimension, got shapes "
-                         f"{a.shape} and {b.shape}")
     _check_matmul_shapes(a, b)
     return MatMul()(a, b)
 
 
 def _check_matmul_shapes(a, b):
-    a_shape, b_shape = getattr(a, "shape", ()), getattr(b, "shape", ())
+    """Errors that name the op and both shapes (NumPy's would name neither)."""
+    a_shape, b_shape = getattr(a, "shape", None), getattr(b, "shape", None)
+    if a_shape is None or b_shape is None:
+        return  # a Python number or list: NumPy's own check applies
     if not a_shape or not b_shape:
-        return
+        raise ValueError(f"matmul: both operands need at least one dimension, got shapes "
+                         f"{tuple(a_shape)} and {tuple(b_shape)}")
     k_a = a_shape[-1]
     k_b = b_shape[0] if len(b_shape) == 1 else b_shape[-2]
     if k_a != k_b:

@@ -128,9 +128,9 @@ class BatchNorm(_AffineNormalization):
             mean, var = _moments(x32, across)
             if self.running_mean is not None:
                 self._update_running_stats(mean, var, x.size // channels)
-        else:
-            mean = self.running_mean.reshape(param_shape)
-            var = self.running_var.reshape(param_shape)
+        else:  # in x32's dtype too: float16 buffers (a .half() model) would round var + eps
+            mean = self.running_mean.reshape(param_shape).astype(x32.dtype, copy=False)
+            var = self.running_var.reshape(param_shape).astype(x32.dtype, copy=False)
         xhat, rstd = _standardize(x32, mean, var, self.eps)
         y = self._affine(xhat, rstd, affine, param_shape, param_axes=across,
                          stat_axes=across if self.training else None)

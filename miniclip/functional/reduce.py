@@ -109,5 +109,9 @@ def argmax(x, dim=None):
 
 
 def norm(x, dim=None, keepdim=False):
-    """Euclidean (L2) norm over ``dim``: sqrt(sum(x^2)), built from differentiable ops."""
+    """Euclidean (L2) norm over ``dim``: sqrt(sum(x^2)), built from differentiable ops.
+
+    At x = 0 its gradient is 0/0 = NaN (sqrt'(0) is infinite); to make unit vectors use
+    ``normalize``, whose fused backward is finite there.
+    """
     return (x * x).sum(dim, keepdim).sqrt()

@@ -61,7 +61,7 @@ class GetItem(Function):
         self.index = index
 
     def forward(self, x):
-        self.input_shape, self.dtype = x.shape, x.dtype
+        self.input_shape = x.shape
         return x[self.index]
 
     def backward(self, gy):
@@ -91,8 +91,7 @@ class Concatenate(Function):
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
-        boundaries = list(_cumulative(self.sizes))[:-1]
-        return tuple(xp.split(gy, boundaries, axis=self.axis))
+        return tuple(xp.split(gy, _split_points(self.sizes), axis=self.axis))
 
 
 class Split(Function):
@@ -106,17 +105,19 @@ class Split(Function):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        return tuple(xp.split(x, list(_cumulative(self.sizes))[:-1], axis=self.axis))
+        return tuple(xp.split(x, _split_points(self.sizes), axis=self.axis))
 
     def backward(self, *gys):
         return backend.get_array_module(gys[0]).concatenate(gys, axis=self.axis)
 
 
-def _cumulative(sizes):
-    total = 0
-    for n in sizes:
+def _split_points(sizes):
+    """Where ``xp.split`` cuts an axis into pieces of ``sizes``: [3, 2, 4] -> [3, 5]."""
+    points, total = [], 0
+    for n in sizes[:-1]:
         total += n
-        yield total
+        points.append(total)
+    return points
 
 
 def _shape_args(shape):
@@ -181,7 +182,8 @@ def broadcast_to(x, *shape):
 
 
 def unsqueeze(x, dim):
-    dim = dim % (x.ndim + 1)
+    """Insert a size-1 axis at ``dim`` (-ndim - 1 <= dim <= ndim, as in PyTorch)."""
+    dim = _axis(dim, x.ndim + 1, "unsqueeze")
     return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
 
 
@@ -226,7 +228,8 @@ def stack(tensors, dim=0):
     if len({t.shape for t in tensors}) != 1:
         raise ValueError(f"stack: all tensors must have one shape, got "
                          f"{[t.shape for t in tensors]}")
-    return cat([unsqueeze(t, dim) for t in tensors], dim % (tensors[0].ndim + 1))
+    axis = _axis(dim, tensors[0].ndim + 1, "stack")
+    return cat([unsqueeze(t, axis) for t in tensors], axis)
 
 
 def split(x, split_size_or_sections, dim=0):
@@ -242,5 +245,4 @@ def split(x, split_size_or_sections, dim=0):
         if sum(sizes) != length:
             raise ValueError(f"split: sizes {sizes} add up to {sum(sizes)}, but dim {dim} of "
                              f"shape {x.shape} has length {length}")
-    pieces = Split(sizes, axis)(x)
-    return pieces if isinstance(pieces, tuple) else (pieces,)
+    return Split(sizes, axis)(x)  # a tuple even for one piece: forward returns a tuple

@@ -196,7 +196,7 @@ class Module:
         A parameter shared by two modules (tied weights) is yielded once, under its first
         name, so an optimiser does not update it twice.
         """
-        yield from self._named_tensors("_parameters", prefix, remove_duplicate=True)
+        yield from self._named_tensors("_parameters", prefix)
 
     def parameters(self):
         for _, param in self.named_parameters():
@@ -204,17 +204,18 @@ class Module:
 
     def named_buffers(self, prefix=""):
         """Yield ``(dotted_name, buffer)`` for every buffer that is not None."""
-        yield from self._named_tensors("_buffers", prefix, remove_duplicate=True)
+        yield from self._named_tensors("_buffers", prefix)
 
     def buffers(self):
         for _, buffer in self.named_buffers():
             yield buffer
 
-    def _named_tensors(self, store, prefix, remove_duplicate):
+    def _named_tensors(self, store, prefix):
+        """``(dotted_name, tensor)`` for the tensors in ``store``, each shared one once."""
         seen = set()
-        for module_name, module in self.named_modules(prefix, remove_duplicate):
+        for module_name, module in self.named_modules(prefix):
             for name, tensor in getattr(module, store).items():
-                if tensor is None or (remove_duplicate and id(tensor) in seen):
+                if tensor is None or id(tensor) in seen:
                     continue
                 seen.add(id(tensor))
                 yield _join(module_name, name), tensor
@@ -323,19 +324,11 @@ class Module:
 
             def convert(array):
                 return backend.move(array, device)
-        for tensor in self._all_tensors():
+        for tensor in [*self.parameters(), *self.buffers()]:  # each shared tensor once
             tensor.data = convert(tensor.data)
             if tensor.grad is not None:
                 tensor.grad = convert(tensor.grad)
         return self
-
-    def _all_tensors(self):
-        seen = set()
-        for module in self.modules():
-            for tensor in list(module._parameters.values()) + list(module._buffers.values()):
-                if tensor is not None and id(tensor) not in seen:
-                    seen.add(id(tensor))
-                    yield tensor
 
     def float(self):
         return self.to(np.float32)
