@@ -164,8 +164,10 @@ def train(args):
     optimizer = clip_optimizer(model, args.lr, tower, weight_decay=args.weight_decay)
     schedule = WarmupCosine(optimizer, args.warmup, args.steps)
     scaler = GradScaler(enabled=args.amp)
+    # What a resumed run must share. (The learning rate and weight decay come back from the
+    # optimiser's saved state, so a different --lr would be silently ignored: refuse it.)
     run = {"model": name, "batch_size": args.batch_size, "seed": args.seed, "data": args.data,
-           "train_size": args.train_size}  # what a resumed run must share
+           "train_size": args.train_size, "lr": args.lr, "weight_decay": args.weight_decay}
 
     start, losses, accuracy_before = 0, [], None
     if args.resume:

@@ -89,6 +89,12 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
                            "--resume"])
 
 
+def test_resume_refuses_a_different_learning_rate_it_would_silently_ignore(tmp_path):
+    main(SMALL + ["--steps", "2", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="lr .* -> 0.123"):
+        main(SMALL + ["--steps", "4", "--lr", "0.123", "--out", str(tmp_path), "--resume"])
+
+
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
 def test_non_finite_loss_stops_with_an_error_naming_the_step(tmp_path, capsys):
     # With an absurd learning rate the first update makes the weights so large that the
