@@ -173,7 +173,7 @@ class SyntheticShapes:
         # Mild pixel noise, so that no two pictures of "a small red circle" are identical.
         noise = rng.integers(-8, 9, size=(self.image_size, self.image_size, 3))
         pixels = np.clip(np.asarray(small, dtype=np.int16) + noise, 0, 255)
-        return Image.fromarray(pixels.astype(np.uint8), "RGB")
+        return Image.fromarray(pixels.astype(np.uint8))  # [H, W, 3] uint8 is RGB
 
 
 def _draw_circle(draw, cx, cy, r, fill):
