@@ -132,7 +132,16 @@ class AvgPool2d(Function):
 
     def forward(self, x):
         self.input_shape = x.shape
-        return _windows(x, self.kernel, self.stride).mean(axis=(4, 5))
+        windows = _windows(x, self.kernel, self.stride)             # [N, C, Ho, Wo, kh, kw]
+        # Sum the windows offset by offset: k_h * k_w whole-image additions of strided
+        # slices run several times faster than reducing the two tiny trailing axes.
+        kh, kw = self.kernel
+        total = windows[..., 0, 0].copy()
+        for i in range(kh):
+            for j in range(kw):
+                if i or j:
+                    total += windows[..., i, j]
+        return total / (kh * kw)
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
