@@ -132,16 +132,15 @@ class GradScaler:
         if not self.enabled or self._found_inf is not None:
             return
         inverse = 1.0 / self._scale
-        finite = []
+        grads = []
         for group in optimizer.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
                     # a new array: gradient arrays may be shared or read-only views
                     p.grad = p.grad * inverse
-                    finite.append(backend.get_array_module(p.grad).isfinite(p.grad).all())
-        xp = backend.get_array_module(finite[0]) if finite else np
+                    grads.append(p.grad)
         # one device-to-host transfer for all parameters, not one per parameter
-        self._found_inf = bool(finite) and not bool(xp.stack(finite).all())
+        self._found_inf = not backend.finite_flags(grads).all()
 
     def step(self, optimizer):
         """``optimizer.step()`` unless the (unscaled) gradients hold inf or NaN."""

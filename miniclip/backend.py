@@ -119,6 +119,19 @@ def move(array, device):
     return target.to_device(host)
 
 
+def finite_flags(arrays):
+    """A NumPy bool array: for each array (of any one device), whether all its values are finite.
+
+    Every array is tested on its device and the verdicts come back in one transfer, so a
+    check of all parameters costs one synchronisation with a GPU, not one per parameter.
+    """
+    arrays = list(arrays)
+    if not arrays:
+        return np.ones(0, dtype=bool)
+    xp = get_array_module(arrays[0])
+    return to_numpy(xp.stack([xp.isfinite(a).all() for a in arrays]))
+
+
 def accumulation_dtype(dtype):
     """The dtype in which to compute sums and statistics of arrays of ``dtype``.
 

@@ -36,17 +36,10 @@ class NonFiniteError(FloatingPointError):
 
 
 def _nonfinite_names(named_arrays):
-    """Names of the floating arrays holding inf or NaN, in the order given.
-
-    All arrays are tested on their device and the verdicts fetched in one transfer, so a
-    check costs one synchronisation with the GPU, not one per parameter.
-    """
+    """Names of the floating arrays holding inf or NaN, in the order given (one device
+    synchronisation for all of them, see ``backend.finite_flags``)."""
     named = [(name, a) for name, a in named_arrays if a is not None and a.dtype.kind == "f"]
-    if not named:
-        return []
-    verdicts = [backend.get_array_module(a).isfinite(a).all() for _, a in named]
-    xp = backend.get_array_module(verdicts[0])
-    finite = backend.to_numpy(xp.stack(verdicts))
+    finite = backend.finite_flags(a for _, a in named)
     return [name for (name, _), ok in zip(named, finite) if not ok]
 
 

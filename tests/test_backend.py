@@ -54,3 +54,10 @@ def test_cuda_without_cupy_explains_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail
     with pytest.raises(RuntimeError, match="pip install cupy-cuda12x"):
         Tensor(np.ones(2)).to("cuda")
+
+
+def test_finite_flags_tells_which_arrays_hold_inf_or_nan(device):
+    arrays = [backend.move(np.array(values), device)
+              for values in ([1.0, 2.0], [1.0, np.inf], [np.nan], [0.0])]
+    assert backend.finite_flags(arrays).tolist() == [True, False, False, True]
+    assert backend.finite_flags([]).tolist() == []
