@@ -31,7 +31,6 @@ file, so the tests compare miniclip's reader against PyTorch's.
 """
 
 import importlib.util
-import math
 import os
 
 import numpy as np

@@ -49,9 +49,9 @@ class TextTransformer(nn.Module):
         self.context_length, self.vocab_size = context_length, vocab_size
         self.transformer = Transformer(width, layers, heads, attn_mask=causal_mask(context_length))
         self.token_embedding = nn.Embedding(vocab_size, width)
-        self.positional_embedding = nn.Parameter(np.zeros((context_length, width), np.float32))
+        self.positional_embedding = nn.init.empty(context_length, width)
         self.ln_final = nn.LayerNorm(width)
-        self.text_projection = nn.Parameter(np.zeros((width, embed_dim), np.float32))
+        self.text_projection = nn.init.empty(width, embed_dim)
         self._initialize_text_parameters()
 
     def _initialize_text_parameters(self):

@@ -17,7 +17,6 @@ Parameters live under ``visual.`` in a CLIP checkpoint: ``conv1.weight [W, 3, P,
 ``class_embedding [W]``, ``positional_embedding [G²+1, W]``, ``ln_pre``,
 ``transformer.resblocks.{i}``, ``ln_post``, ``proj [W, E]``.
 """
-import numpy as np
 
 from .. import functional as F
 from .. import nn
@@ -41,12 +40,12 @@ class VisionTransformer(nn.Module):
         grid = input_resolution // patch_size
         scale = width ** -0.5
         self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
-        self.class_embedding = nn.init.normal_(_empty(width), std=scale)
-        self.positional_embedding = nn.init.normal_(_empty(grid * grid + 1, width), std=scale)
+        self.class_embedding = nn.init.normal_(nn.init.empty(width), std=scale)
+        self.positional_embedding = nn.init.normal_(nn.init.empty(grid * grid + 1, width), std=scale)
         self.ln_pre = nn.LayerNorm(width)
         self.transformer = Transformer(width, layers, heads)
         self.ln_post = nn.LayerNorm(width)
-        self.proj = nn.init.normal_(_empty(width, output_dim), std=scale)
+        self.proj = nn.init.normal_(nn.init.empty(width, output_dim), std=scale)
 
     def forward(self, x):                                     # x: [N, 3, R, R]
         x = self.conv1(x)                                     # [N, W, G, G]
@@ -61,7 +60,3 @@ class VisionTransformer(nn.Module):
         x = self.ln_post(x[:, 0, :])                          # [N, W]: the class token
         return x @ self.proj                                  # [N, E]
 
-
-def _empty(*shape):
-    """A float32 parameter, to be filled by an initialiser."""
-    return nn.Parameter(np.zeros(shape, np.float32))

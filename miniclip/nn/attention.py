@@ -37,7 +37,7 @@ from .. import functional as F
 from ..autograd import Tensor
 from . import init
 from .layers import Linear
-from .module import Module, Parameter, _as_array
+from .module import Module, _as_array
 
 
 def scaled_dot_product_attention(q, k, v, attn_mask=None, need_weights=False):
@@ -129,8 +129,8 @@ class MultiheadAttention(Module):
             raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
         self.embed_dim, self.num_heads = embed_dim, num_heads
         self.head_dim = embed_dim // num_heads
-        self.in_proj_weight = Parameter(np.zeros((3 * embed_dim, embed_dim), np.float32))
-        self.in_proj_bias = Parameter(np.zeros(3 * embed_dim, np.float32))
+        self.in_proj_weight = init.empty(3 * embed_dim, embed_dim)
+        self.in_proj_bias = init.empty(3 * embed_dim)
         self.out_proj = Linear(embed_dim, embed_dim)
         init.xavier_uniform_(self.in_proj_weight)
         init.zeros_(self.out_proj.bias)

@@ -46,6 +46,13 @@ def manual_seed(seed):
         cupy.random.seed(seed)
 
 
+def empty(*shape):
+    """A new float32 Parameter of ``shape`` (zeros), for an initialiser to fill."""
+    from .module import Parameter  # module.py does not import init: no cycle, just order
+
+    return Parameter(np.zeros(shape, dtype=np.float32))
+
+
 def _fill(tensor, host_values):
     """Write host values into the tensor's own array (same object, same dtype and device)."""
     values = np.asarray(host_values, dtype=tensor.dtype)

@@ -9,12 +9,7 @@ import numpy as np
 
 from .. import functional as F
 from . import init
-from .module import Module, Parameter
-
-
-def _empty(*shape):
-    """A float32 parameter to be filled by an initialiser."""
-    return Parameter(np.zeros(shape, dtype=np.float32))
+from .module import Module
 
 
 def _pair(value):
@@ -31,9 +26,9 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = init.default_uniform_(_empty(out_features, in_features), in_features)
+        self.weight = init.default_uniform_(init.empty(out_features, in_features), in_features)
         if bias:
-            self.bias = init.default_uniform_(_empty(out_features), in_features)
+            self.bias = init.default_uniform_(init.empty(out_features), in_features)
         else:
             self.register_parameter("bias", None)
 
@@ -54,8 +49,8 @@ class LayerNorm(Module):
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
         self.normalized_shape, self.eps = tuple(normalized_shape), eps
-        self.weight = init.ones_(_empty(*self.normalized_shape))
-        self.bias = init.zeros_(_empty(*self.normalized_shape))
+        self.weight = init.ones_(init.empty(*self.normalized_shape))
+        self.bias = init.zeros_(init.empty(*self.normalized_shape))
 
     def forward(self, x):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -77,9 +72,9 @@ class Conv2d(Module):
         self.kernel_size, self.stride, self.padding = _pair(kernel_size), stride, padding
         fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
         self.weight = init.default_uniform_(
-            _empty(out_channels, in_channels, *self.kernel_size), fan_in)
+            init.empty(out_channels, in_channels, *self.kernel_size), fan_in)
         if bias:
-            self.bias = init.default_uniform_(_empty(out_channels), fan_in)
+            self.bias = init.default_uniform_(init.empty(out_channels), fan_in)
         else:
             self.register_parameter("bias", None)
 
@@ -110,8 +105,8 @@ class BatchNorm2d(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.weight = init.ones_(_empty(num_features))
-        self.bias = init.zeros_(_empty(num_features))
+        self.weight = init.ones_(init.empty(num_features))
+        self.bias = init.zeros_(init.empty(num_features))
         self.register_buffer("running_mean", np.zeros(num_features, dtype=np.float32))
         self.register_buffer("running_var", np.ones(num_features, dtype=np.float32))
         self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
@@ -135,7 +130,7 @@ class Embedding(Module):
     def __init__(self, num_embeddings, embedding_dim):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = init.normal_(_empty(num_embeddings, embedding_dim))
+        self.weight = init.normal_(init.empty(num_embeddings, embedding_dim))
 
     def forward(self, ids):
         return F.embedding(ids, self.weight)
