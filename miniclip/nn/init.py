@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 
+from .module import Parameter
+
 _skipping_random_init = False
 
 
@@ -48,8 +50,6 @@ def manual_seed(seed):
 
 def empty(*shape):
     """A new float32 Parameter of ``shape`` (zeros), for an initialiser to fill."""
-    from .module import Parameter  # module.py does not import init: no cycle, just order
-
     return Parameter(np.zeros(shape, dtype=np.float32))
 
 
