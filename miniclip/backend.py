@@ -9,10 +9,11 @@ the CPU, ``cupy`` on a GPU — found from the arrays it is given::
 Devices are named by strings: ``"cpu"`` and ``"cuda"``. CuPy is imported only when a
 ``"cuda"`` array is first asked for, so ``import miniclip`` never touches a GPU API.
 
-Tests register a third device, ``"strict"`` (see ``tests/strict_backend.py``), whose
-arrays refuse implicit conversion to NumPy exactly as CuPy's do. Code that would
-break on a GPU (``np.exp(cuda_array)``, ``float_array + numpy_array``) breaks there
-too, on machines that have no GPU.
+On machines without a GPU the tests install a fake ``cupy`` module (see
+``tests/fake_cupy.py``) before miniclip first asks for it, so the real ``"cuda"`` device
+code below -- the lazy import, ``owns``, the host<->device copies and the CuPy-only
+branches -- runs in CI, on arrays that refuse implicit conversion to NumPy exactly as
+CuPy's do.
 """
 import numpy as np
 
@@ -23,16 +24,24 @@ class Device:
     """A place arrays live: its name, its array module, and how to copy arrays in and out.
 
     ``to_device(np_array)`` copies a host array onto the device; ``to_host(array)``
-    copies a device array back into a new ``numpy.ndarray``.
+    copies a device array back into a new ``numpy.ndarray``. Both go through ``xp``, the
+    one place the module is loaded, so that ``owns`` knows the device's arrays as soon as
+    the first one exists.
     """
 
-    def __init__(self, name, load_module, array_type, to_device, to_host):
+    def __init__(self, name, load_module, array_type):
         self.name = name
         self._load_module = load_module
         self._array_type = array_type
-        self.to_device = to_device
-        self.to_host = to_host
         self._module = None
+
+    def to_device(self, host_array):
+        """A copy of a host (NumPy) array on this device."""
+        return self.xp.asarray(host_array)
+
+    def to_host(self, array):
+        """A NumPy copy of one of this device's arrays (a device-to-host transfer)."""
+        return self.xp.asnumpy(array)
 
     @property
     def xp(self):
@@ -42,7 +51,8 @@ class Device:
         return self._module
 
     def owns(self, array):
-        """True when ``array`` is an array of this device (never imports the device's module)."""
+        """True when ``array`` is an array of this device (never imports the device's module:
+        an array of a module that was never loaded cannot exist)."""
         return self._module is not None and isinstance(array, self._array_type())
 
     def __repr__(self):
@@ -72,12 +82,23 @@ def _cupy_ndarray():
     return cupy.ndarray
 
 
-CPU = register_device(Device("cpu", lambda: np, lambda: np.ndarray,
-                             to_device=np.array, to_host=np.array))
-CUDA = register_device(Device("cuda", _load_cupy, _cupy_ndarray,
-                              to_device=lambda a: _load_cupy().asarray(a),
-                              to_host=lambda a: a.get()))
+class _HostDevice(Device):
+    """The CPU: NumPy arrays, and copies "to" and "from" it are plain copies."""
+
+    def to_device(self, host_array):
+        return np.array(host_array)
+
+    def to_host(self, array):
+        return np.array(array)
+
+
+CPU = register_device(_HostDevice("cpu", lambda: np, lambda: np.ndarray))
+CUDA = register_device(Device("cuda", _load_cupy, _cupy_ndarray))
 CPU._module = np  # numpy is always loaded
+
+# type(array) -> Device, filled as arrays are met: looking a type up is much cheaper than
+# asking every device, and device_of runs for every op.
+_DEVICE_OF_TYPE = {np.ndarray: CPU}
 
 
 def get_device(name_or_device):
@@ -92,10 +113,14 @@ def get_device(name_or_device):
 
 def device_of(array):
     """The Device an array lives on. NumPy scalars count as CPU arrays."""
+    device = _DEVICE_OF_TYPE.get(type(array))
+    if device is not None:
+        return device
     if isinstance(array, (np.ndarray, np.generic)):
         return CPU
     for device in _DEVICES.values():
         if device.owns(array):
+            _DEVICE_OF_TYPE[type(array)] = device
             return device
     raise TypeError(f"expected an array of a known device, got {type(array).__name__}")
 
@@ -132,6 +157,43 @@ def finite_flags(arrays):
     return to_numpy(xp.stack([xp.isfinite(a).all() for a in arrays]))
 
 
+def all_finite(arrays):
+    """Whether every value of every array is finite, as a 0-d bool array on their device.
+
+    Nothing is copied to the host, so a training step can fold this verdict into the one
+    transfer it makes anyway (the loss). The test is a sum: an inf or NaN anywhere makes the
+    sum of all values inf or NaN (inf - inf is NaN). The converse can fail -- finite values
+    whose sum overflows -- so a False here is confirmed with ``finite_flags`` before anyone
+    is told about it.
+    """
+    arrays = list(arrays)
+    if not arrays:
+        return CPU.xp.asarray(True)
+    xp = get_array_module(arrays[0])
+    sums = [a.sum(dtype=accumulation_dtype(a.dtype)) for a in arrays]   # P device scalars
+    return xp.isfinite(xp.stack(sums).sum())
+
+
+def flatten(arrays):
+    """One new 1-D array holding ``arrays`` (one device and dtype) one after the other.
+
+    An update written on this flat array is a handful of large array operations, whatever
+    the number of parameters: on a GPU that is a handful of kernel launches instead of a
+    handful per parameter (what PyTorch's "foreach" and "multi-tensor" optimisers do).
+    """
+    xp = get_array_module(arrays[0])
+    return xp.concatenate([a.reshape(-1) for a in arrays])
+
+
+def unflatten(flat, like):
+    """Views of ``flat`` with the shapes of ``like``: the inverse of ``flatten`` (no copy)."""
+    views, start = [], 0
+    for array in like:
+        views.append(flat[start:start + array.size].reshape(array.shape))
+        start += array.size
+    return views
+
+
 def accumulation_dtype(dtype):
     """The dtype in which to compute sums and statistics of arrays of ``dtype``.
 
@@ -148,14 +210,17 @@ def erf(x):
     """The error function, elementwise, for any device's floating array.
 
     NumPy has no ``erf``; CuPy has one in ``cupyx``. For every other backend we use the
-    rational approximation of W. J. Cody (1969), accurate to float64 round-off, written
-    with ``xp`` operations only so that it runs on any array module.
+    rational approximation of W. J. Cody (1969), accurate to round-off, written with
+    ``xp`` operations only so that it runs on any array module. It is evaluated in the
+    input's accumulation dtype (float32 for float16 and float32, float64 for float64),
+    so a float32 model never computes in float64.
     """
     xp = get_array_module(x)
     if xp.__name__ == "cupy":
         from cupyx.scipy.special import erf as cupy_erf
 
-        return cupy_erf(x)
+        # CuPy computes float16 input in float64: keep the input's dtype, as every op does
+        return cupy_erf(x).astype(x.dtype, copy=False)
     return _cody_erf(xp, x)
 
 
@@ -179,7 +244,7 @@ _ERF_Q = (2.56852019228982242e00, 1.87295284992346725e00, 5.27905102951428412e-1
 
 def _cody_erf(xp, x):
     dtype = x.dtype
-    x = x.astype(xp.float64)
+    x = x.astype(accumulation_dtype(dtype), copy=False)
     ax = xp.abs(x)
     # |x| < 0.5: erf(x) = x * P(x^2) / Q(x^2)
     z = ax * ax

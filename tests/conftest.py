@@ -1,8 +1,8 @@
-"""Shared test set-up: the devices every op and module test runs on.
+"""Shared test set-up: the devices every op and module test runs on, ``cpu`` and ``cuda``.
 
-``cpu`` is NumPy; ``strict`` is the CuPy stand-in of ``strict_backend.py`` (refuses
-implicit NumPy conversion); ``cuda`` is added when CuPy and a GPU are present, so the
-same suite is the CuPy suite on a machine with a GPU.
+``cuda`` is miniclip's real CuPy device. On a machine with CuPy and a GPU it runs on the
+GPU; everywhere else (CI) a fake ``cupy`` (``fake_cupy.py``) is installed first, so the
+same device code runs on arrays that behave like CuPy's but live in host memory.
 """
 import os
 import sys
@@ -16,22 +16,30 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pytest  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-import strict_backend  # noqa: E402,F401  (registers the "strict" device)
+import fake_cupy  # noqa: E402
 
 
-def _cuda_available():
-    try:
-        import cupy
+def _gpu_available():
+    """Whether real CuPy sees a GPU (asked in a child process, so that this one imports
+    nothing of CuPy: miniclip must be the first to ask for it, lazily)."""
+    import subprocess
 
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # no CuPy, no driver or no GPU: all mean "skip cuda"
-        return False
+    probe = "import cupy; assert cupy.cuda.runtime.getDeviceCount() > 0"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
 
 
-DEVICES = ["cpu", "strict"] + (["cuda"] if _cuda_available() else [])
+GPU = _gpu_available()
+if not GPU:
+    fake_cupy.install()
+
+DEVICES = ["cpu", "cuda"]
 
 
 @pytest.fixture(params=DEVICES)
 def device(request):
-    """Run the test once per device (cpu, strict, and cuda when there is a GPU)."""
+    """Run the test once per device: cpu, and cuda (a real GPU, or the fake CuPy)."""
     return request.param
+
+
+def pytest_report_header(config):
+    return "cuda device: " + ("real CuPy on a GPU" if GPU else "fake CuPy (tests/fake_cupy.py)")

@@ -107,8 +107,8 @@ def test_non_persistent_buffer_is_not_saved_but_moves_with_the_module():
     model = nn.Module()
     model.register_buffer("mask", np.zeros((2, 2), np.float32), persistent=False)
     assert "mask" not in model.state_dict()
-    model.to("strict")
-    assert model.mask.device.name == "strict"
+    model.to("cuda")
+    assert model.mask.device.name == "cuda"
 
 
 def test_num_parameters_counts_every_trainable_number():
@@ -149,7 +149,7 @@ def test_load_state_dict_copies_into_the_same_parameter_objects(device):
 def test_load_state_dict_converts_to_each_tensors_dtype_and_device(device):
     layer = nn.Linear(2, 2).to(device)
     state = {"weight": np.eye(2, dtype=np.float64),                       # host, float64
-             "bias": Tensor(np.array([1.0, 2.0], np.float16), device="strict")}  # other device
+             "bias": Tensor(np.array([1.0, 2.0], np.float16), device="cuda")}  # other device
     layer.load_state_dict(state)
     assert layer.weight.dtype == np.float32 and layer.bias.dtype == np.float32
     assert layer.weight.device.name == device and layer.bias.device.name == device

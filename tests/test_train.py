@@ -40,7 +40,7 @@ def test_short_run_trains_saves_and_reports(tmp_path, capsys):
 
 
 def test_training_and_resuming_run_on_every_device(device, tmp_path):
-    # On "strict" (the CuPy stand-in) this checks that no step mixes host and device arrays.
+    # On "cuda" (a GPU, or the fake CuPy in CI) this checks that no step mixes host and device arrays.
     assert main(SMALL + ["--steps", "2", "--device", device, "--out", str(tmp_path)]) == 0
     assert main(SMALL + ["--steps", "3", "--device", device, "--out", str(tmp_path),
                          "--resume"]) == 0
