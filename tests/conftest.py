@@ -13,6 +13,10 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import collections  # noqa: E402
+import contextlib  # noqa: E402
+
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -43,3 +47,40 @@ def device(request):
 
 def pytest_report_header(config):
     return "cuda device: " + ("real CuPy on a GPU" if GPU else "fake CuPy (tests/fake_cupy.py)")
+
+
+@contextlib.contextmanager
+def recorded_dtypes(device):
+    """Yields {op name: Counter of dtypes}, filled with the output of every op's forward and
+    every gradient a backward hands to the engine (before the engine casts it to its
+    input's dtype) inside the block; on the fake CuPy also, under "any array created", the
+    dtype of every array created, intermediates included."""
+    from miniclip import autograd
+
+    seen = collections.defaultdict(collections.Counter)
+    call, fit = autograd.Function.__call__, autograd._fit_gradient
+
+    def recording_call(self, *inputs):
+        outputs = call(self, *inputs)
+        for out in outputs if isinstance(outputs, tuple) else (outputs,):
+            seen[type(self).__name__][out.dtype] += 1
+        return outputs
+
+    def recording_fit(grad, tensor, fn):
+        seen[type(fn).__name__ + ".backward"][grad.dtype] += 1
+        return fit(grad, tensor, fn)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(autograd.Function, "__call__", recording_call)
+        patch.setattr(autograd, "_fit_gradient", recording_fit)
+        if device == "cuda" and not GPU:
+            with fake_cupy.record_dtypes() as created:
+                yield seen
+            seen["any array created"] = created
+        else:
+            yield seen
+
+
+def where(seen, dtype):
+    """The names in a ``recorded_dtypes`` record that saw ``dtype``."""
+    return sorted(name for name, counts in seen.items() if counts[np.dtype(dtype)])

@@ -27,6 +27,8 @@ from miniclip import backend
 from miniclip.autograd import Tensor
 from miniclip.gradcheck import distinct_randn, gradcheck, randn_away_from
 
+from conftest import recorded_dtypes, where
+
 
 # ------------------------------------------------------------------ input makers
 def randn(*shape):
@@ -255,8 +257,9 @@ CASES = [
          [(3, 3, 2, 2), (3,), (3,)], ref_batch_norm),
     Case("batch_norm_train_2d", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
          [(4, 3), (3,), (3,)], ref_batch_norm),
-    Case("batch_norm_eval", lambda x, w, b: F.batch_norm(
-        x, on(x, RUNNING_MEAN).data, on(x, RUNNING_VAR).data, w, b), [(2, 3, 2, 2), (3,), (3,)],
+    Case("batch_norm_eval", lambda x, w, b: F.batch_norm(  # running stats float32 or wider
+        x, *(on(x, s.astype(np.promote_types(x.dtype, np.float32))).data
+             for s in (RUNNING_MEAN, RUNNING_VAR)), w, b), [(2, 3, 2, 2), (3,), (3,)],
          lambda x, w, b: ref_batch_norm(x, w, b, RUNNING_MEAN, RUNNING_VAR)),
     Case("normalize_l2", lambda x: F.normalize(x, dim=1), [(3, 4)],
          lambda x: ref_normalize(x, 2, 1)),
@@ -351,6 +354,16 @@ def test_float16_forward_and_backward_stay_finite_and_close(case, device):
     for g, g64 in zip(grads, grads64):
         assert g.dtype == np.float16 and np.isfinite(g).all()
         np.testing.assert_allclose(g.astype(F64), g64, rtol=tol, atol=tol * _scale(g64))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_float32_and_float16_inputs_never_compute_in_float64(case, device, dtype):
+    if case.name == "astype_float64":
+        pytest.skip("asks for float64")
+    with recorded_dtypes(device) as seen:
+        _run(case, device, dtype)
+    assert where(seen, F64) == []
 
 
 def _scale(values):
