@@ -48,7 +48,7 @@ import numpy as np
 
 from . import backend
 from .nn.layers import BatchNorm2d, LayerNorm
-from .optim import clip_grad_norm_
+from .optim import clip_grad_norm_, flat_grads, set_flat_grads
 
 # Parameters left in float32 by ``float16_parameters``: those of normalisation layers
 # (their statistics are computed in float32 anyway) and the learned temperature, whose
@@ -132,15 +132,17 @@ class GradScaler:
         if not self.enabled or self._found_inf is not None:
             return
         inverse = 1.0 / self._scale
-        grads = []
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    # a new array: gradient arrays may be shared or read-only views
-                    p.grad = p.grad * inverse
-                    grads.append(p.grad)
+        params = [p for group in optimizer.param_groups for p in group["params"]
+                  if p.grad is not None]
+        finite = []
+        for bucket, grad in flat_grads(params):
+            # a new array: gradient arrays may be shared or read-only views
+            grad = grad * inverse
+            set_flat_grads(bucket, grad)
+            finite.append(backend.get_array_module(grad).isfinite(grad).all())
         # one device-to-host transfer for all parameters, not one per parameter
-        self._found_inf = not backend.finite_flags(grads).all()
+        self._found_inf = not backend.to_numpy(backend.get_array_module(finite[0])
+                                               .stack(finite)).all()
 
     def step(self, optimizer):
         """``optimizer.step()`` unless the (unscaled) gradients hold inf or NaN."""

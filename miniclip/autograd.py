@@ -162,6 +162,13 @@ class Tensor:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.data.item()
 
+    def __float__(self):
+        return float(self.item())
+
+    def __format__(self, spec):
+        """``f"{loss:.3f}"`` formats a one-element tensor's value, as PyTorch does."""
+        return format(self.item(), spec) if spec and self.size == 1 else super().__format__(spec)
+
     def tolist(self):
         return self.numpy().tolist()
 

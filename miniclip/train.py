@@ -12,7 +12,7 @@ on. The recipe is the paper's, scaled down:
   not on gains and biases (``optim.clip_optimizer``);
 * linear warm-up, then cosine decay of the learning rate (``optim.WarmupCosine``);
 * the learned temperature, clipped so the logit scale never exceeds 100
-  (``loss.clamp_logit_scale_`` after every step);
+  (``loss.cap_logit_scale_`` after every step);
 * gradient-norm clipping, and optionally mixed precision (``--amp``, see ``amp.py``).
 
 One training step::
@@ -23,7 +23,7 @@ One training step::
     check_finite(model, step, loss)        # stop, naming the step, on an inf/NaN
     clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step(); optimizer.zero_grad()
-    clamp_logit_scale_(model)
+    cap_logit_scale_(model)
 
 With ``--out DIR`` the run saves ``DIR/checkpoint.npz`` (model, optimiser, loss scaler,
 step, loss history) every ``--save-every`` steps and at the end, atomically; ``--resume``
@@ -44,7 +44,7 @@ from .amp import GradScaler, float16_parameters, mixed_precision_step
 from .autograd import Tensor
 from .data import (ArrayDataset, CLIPCollate, DataLoader, ImageTextFolder, SyntheticShapes,
                    stack_fields)
-from .loss import LOGIT_SCALE_INIT, clamp_logit_scale_, clip_loss
+from .loss import LOGIT_SCALE_INIT, cap_logit_scale_, clip_loss
 from .models import create_model
 from .optim import WarmupCosine, clip_grad_norm_, clip_optimizer
 from .training_state import (NonFiniteError, check_finite, load_training_state,
@@ -192,8 +192,9 @@ def train(args):
         images, tokens = next(batches)
         losses.append(train_step(model, optimizer, scaler, images, tokens, step + 1,
                                  args.device, args.grad_clip))
-        progress.set_postfix({"loss": f"{np.mean(losses[-10:]):.3f}",
-                              "temp": f"{_temperature(model):.4f}", "lr": f"{lr:.1e}"})
+        if (step + 1) % 10 == 0 or step + 1 == args.steps:  # the temperature is a device read
+            progress.set_postfix({"loss": f"{np.mean(losses[-10:]):.3f}",
+                                  "temp": f"{_temperature(model):.4f}", "lr": f"{lr:.1e}"})
         if args.out and (step + 1) % args.save_every == 0:
             save(step + 1)
     progress.close()
@@ -238,14 +239,19 @@ def _report(result, steps, temperature, evaluation):
 def train_step(model, optimizer, scaler, images, tokens, step, device, max_grad_norm):
     """One optimiser step on a batch (NumPy ``images [N, 3, R, R]``, ``tokens [N, C]``);
     returns the loss as a float. ``step`` (counted from 1) names the step in errors."""
-    images, tokens = Tensor(images, device=device), Tensor(tokens, device=device)
+    # The token ids stay on the host: the text tower checks their range there, for free,
+    # before copying them to the model's device.
+    images = Tensor(images, device=device)
     max_grad_norm = max_grad_norm or None  # 0 turns clipping off
+    # check_finite reads the loss and its verdicts in one transfer. With the range checks
+    # of the embedding's ids and of the loss's labels, a float32 step waits for a GPU four
+    # times; mixed precision adds the loss scaler's inf check.
     if scaler.enabled:
         # float16 copies of the weights for the forward pass; the loss itself is float32
         with float16_parameters(model):
             logits_per_image, logits_per_text = model(images, tokens)
         loss = clip_loss(logits_per_image, logits_per_text)
-        check_finite(model, step, loss)  # an overflowing *gradient* only skips the step
+        value = check_finite(model, step, loss)  # an overflowing *gradient* only skips the step
         # Scaled float16 gradients overflow now and then by design: the scaler sees the
         # inf, skips the step and lowers the scale. NumPy's warnings about it are noise.
         with np.errstate(over="ignore", invalid="ignore"):
@@ -254,13 +260,13 @@ def train_step(model, optimizer, scaler, images, tokens, step, device, max_grad_
         logits_per_image, logits_per_text = model(images, tokens)
         loss = clip_loss(logits_per_image, logits_per_text)
         loss.backward()
-        check_finite(model, step, loss)  # before the update: the weights are still good
+        value = check_finite(model, step, loss)  # before the update: the weights are still good
         if max_grad_norm is not None:
             clip_grad_norm_(model.parameters(), max_grad_norm)
         optimizer.step()
         optimizer.zero_grad()
-    clamp_logit_scale_(model)
-    return loss.item()
+    cap_logit_scale_(model)
+    return value
 
 
 def evaluate(model, dataset, images, labels, tokenize):

@@ -225,14 +225,14 @@ def test_gradients_are_unscaled_before_clipping(device):
     model = make_model(device)
     images, tokens = make_batch(device)
     clip_loss(*model(images, tokens)).backward()                 # float32 reference
-    true_norm = clip_grad_norm_(model.parameters(), max_norm=np.inf)
+    true_norm = float(clip_grad_norm_(model.parameters(), max_norm=np.inf))
     model.zero_grad()
 
     optimizer = AdamW(model.parameters(), lr=1e-3)
     scaler = GradScaler(init_scale=2.0 ** 12)
     scaler.scale(mixed_loss(model, images, tokens)).backward()
     scaler.unscale_(optimizer)
-    norm = clip_grad_norm_(model.parameters(), max_norm=true_norm / 2)
+    norm = float(clip_grad_norm_(model.parameters(), max_norm=true_norm / 2))
     assert norm == pytest.approx(true_norm, rel=1e-2)           # not 4096 times larger
     clipped = [p.grad.copy() for p in model.parameters()]
     assert scaler.step(optimizer) is True                       # must not unscale twice
@@ -245,12 +245,12 @@ def test_mixed_precision_step_reports_the_unscaled_gradient_norm(device):
     model = make_model(device)
     images, tokens = make_batch(device)
     clip_loss(*model(images, tokens)).backward()
-    true_norm = clip_grad_norm_(model.parameters(), max_norm=np.inf)
+    true_norm = float(clip_grad_norm_(model.parameters(), max_norm=np.inf))
     model.zero_grad()
     optimizer = AdamW(model.parameters(), lr=1e-3)
     stepped, norm = mixed_precision_step(mixed_loss(model, images, tokens), optimizer,
                                          GradScaler(2.0 ** 10), max_grad_norm=1.0)
-    assert stepped and norm == pytest.approx(true_norm, rel=1e-2)
+    assert stepped and float(norm) == pytest.approx(true_norm, rel=1e-2)
     assert all(p.grad is None for p in model.parameters())
 
 

@@ -6,8 +6,12 @@ import os
 import numpy as np
 import pytest
 
+import fake_cupy
 import miniclip.train as train_module
+from conftest import GPU
 from miniclip import nn
+from miniclip.amp import GradScaler
+from miniclip.optim import clip_optimizer
 from miniclip.autograd import Tensor, no_grad
 from miniclip.data import SyntheticShapes
 from miniclip.models import create_model
@@ -46,6 +50,29 @@ def test_training_and_resuming_run_on_every_device(device, tmp_path):
                          "--resume"]) == 0
     step, extra, _ = saved_run(tmp_path)
     assert step == 3 and len(extra["losses"]) == 3 and all(np.isfinite(extra["losses"]))
+
+
+@pytest.mark.skipif(GPU, reason="counts the fake CuPy's device reads")
+@pytest.mark.parametrize("amp, reads", [(False, 4), (True, 5)])
+def test_a_training_step_reads_the_device_only_for_its_checks(amp, reads):
+    # Each read of a GPU value makes the host wait until the GPU has finished everything
+    # queued before it. A step reads: the loss with its finite checks (together), the range
+    # of the embedding's ids and of each cross-entropy's labels (a GPU would index out of
+    # range silently), and with mixed precision the loss scaler's inf check. Not per
+    # parameter, not the gradient norm, not the logit scale.
+    nn.manual_seed(0)
+    model = create_model("tiny-vit").to("cuda")
+    optimizer = clip_optimizer(model, 1e-3, "vit")
+    scaler = GradScaler(enabled=amp)
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+    tokens = rng.integers(1, 50, (4, 8))
+    for step in (1, 2):  # the first step also creates the optimiser's state
+        fake_cupy.transfers.clear()
+        loss = train_module.train_step(model, optimizer, scaler, images, tokens, step,
+                                       "cuda", max_grad_norm=1.0)
+        assert sum(fake_cupy.transfers.values()) == reads, dict(fake_cupy.transfers)
+    assert np.isfinite(loss)
 
 
 def test_logit_scale_never_exceeds_100(tmp_path):

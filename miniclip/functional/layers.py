@@ -125,6 +125,7 @@ def check_index_range(indices, size, op, what):
     """Raise ``IndexError`` unless every index lies in [0, size)."""
     if indices.size == 0:
         return
-    low, high = int(indices.min()), int(indices.max())
+    xp = backend.get_array_module(indices)
+    low, high = backend.to_numpy(xp.stack([indices.min(), indices.max()])).tolist()  # one read
     if low < 0 or high >= size:
         raise IndexError(f"{op}: {what} must lie in [0, {size}), got values from {low} to {high}")

@@ -112,7 +112,8 @@ class TextTransformer(nn.Module):
         if n == 0 or length == 0:
             raise ValueError(f"encode_text: got an empty batch of token ids, shape "
                              f"{tuple(tokens.shape)}")
-        low, high = int(tokens.min()), int(tokens.max())
+        xp = backend.get_array_module(tokens)
+        low, high = backend.to_numpy(xp.stack([tokens.min(), tokens.max()])).tolist()  # one read
         if low < 0 or high >= self.vocab_size:
             raise ValueError(f"encode_text: token ids must lie in [0, {self.vocab_size}) for "
                              f"this model's vocabulary of {self.vocab_size} ids, got values "
