@@ -30,16 +30,16 @@ store most weights as float16).  Integer tensors, such as BatchNorm's
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
 import pickle
 import re
-import secrets
 import struct
 import zipfile
 
 import numpy as np
+
+from .fileio import atomic_write
 
 __all__ = [
     "load_state_dict",
@@ -47,7 +47,6 @@ __all__ = [
     "save_safetensors",
     "save_npz",
     "convert_hf_state_dict",
-    "atomic_write",
 ]
 
 
@@ -103,38 +102,6 @@ def _to_float32(state_dict: dict) -> dict[str, np.ndarray]:
         else value
         for name, value in state_dict.items()
     }
-
-
-# --------------------------------------------------------------------------
-# Writing files safely
-# --------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_write(path):
-    """Open ``path`` for binary writing so that it appears complete or not at all.
-
-    The data goes to a temporary file in the same folder, which replaces
-    ``path`` only once the ``with`` block has finished without error.  If
-    anything goes wrong (a bad array, a full disk, Ctrl-C) the temporary file
-    is deleted and an existing file at ``path`` is left untouched.  The
-    temporary file must be in the same folder because ``os.replace`` is only
-    atomic within one file system.
-    """
-    path = os.fspath(path)
-    temporary = f"{path}.{secrets.token_hex(4)}.tmp"
-    try:
-        # "x" refuses to overwrite: the random suffix should never collide.
-        with open(temporary, "xb") as file:
-            yield file
-            # Make sure the bytes are on disk before the file gets its name.
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
 
 
 # --------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import warnings
 
 from tqdm import tqdm
 
-from .checkpoint import atomic_write
+from .fileio import atomic_write
 
 __all__ = ["BASE_URL", "available_models", "download", "model_url"]
 

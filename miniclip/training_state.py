@@ -25,7 +25,7 @@ import json
 import numpy as np
 
 from . import backend
-from .checkpoint import atomic_write
+from .fileio import atomic_write
 
 FORMAT = "miniclip-training-state"
 VERSION = 1
