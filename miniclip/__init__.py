@@ -14,14 +14,12 @@ The package is layered; each layer only uses the ones above it:
 * ``data``, ``train``, ``zeroshot``   the tiny training run and zero-shot evaluation
 """
 from . import functional, nn
-from .api import load
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad
-from .checkpoint import load_state_dict
-from .hub import available_models
-from .models import CLIP, available_configs, build_model, create_model
+from .models import CLIP, available_configs, build_model, create_model, load
 from .nn.init import manual_seed
 from .preprocess import Preprocess
 from .tokenizer import BPETokenizer, load_tokenizer, tokenize
+from .weights import available_models, load_state_dict
 
 __version__ = "0.1.0"
 

@@ -7,7 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from miniclip import api, hub, nn
+from miniclip import nn
+from miniclip.models import pretrained
+from miniclip.weights import hub
 from miniclip.autograd import Tensor, no_grad
 from miniclip.gradcheck import gradcheck
 from miniclip.loss import clip_loss
@@ -454,17 +456,17 @@ def test_load_downloads_a_released_name_and_returns_the_matching_preprocess(monk
         return os.path.join(FIXTURES, "vit_micro_jit.pt")
 
     monkeypatch.setattr(hub, "download", fake_download)
-    model, preprocess = api.load("ViT-B/32", download_root="/cache")
+    model, preprocess = pretrained.load("ViT-B/32", download_root="/cache")
     assert requested == [("ViT-B/32", "/cache")]
     assert model.training is False and preprocess.n_px == model.input_resolution == 8
 
 
 def test_load_moves_the_model_to_the_device(device):
-    model, _ = api.load(os.path.join(FIXTURES, "rn_micro_jit.pt"), device=device)
+    model, _ = pretrained.load(os.path.join(FIXTURES, "rn_micro_jit.pt"), device=device)
     assert {p.device.name for p in model.parameters()} == {device}
     assert {b.device.name for b in model.buffers()} == {device}
 
 
 def test_load_names_an_unknown_model_or_missing_file():
     with pytest.raises(FileNotFoundError, match="ViT-H/14.*ViT-B/32"):
-        api.load("ViT-H/14")
+        pretrained.load("ViT-H/14")

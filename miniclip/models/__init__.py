@@ -6,10 +6,12 @@
 * ``resnet.py``       the modified ResNet image tower and its attention pooling
 * ``clip.py``         ``CLIP`` (both towers and the temperature) and ``build_model``
 * ``configs.py``      the released configurations, teaching presets and ``create_model``
+* ``pretrained.py``   ``load``: a released or saved CLIP and its preprocessing in one call
 """
 from .clip import CLIP, build_model, infer_config
-from .configs import (RELEASED_CONFIGS, TINY_CONFIGS, available_configs, create_model,
-                      get_config)
+from .configs import (MINICLIP_VOCAB_SIZE, RELEASED_CONFIGS, TINY_CONFIGS, available_configs,
+                      create_model, get_config)
+from .pretrained import load
 from .resnet import AttentionPool2d, Bottleneck, ModifiedResNet
 from .text import TextTransformer, causal_mask
 from .transformer import ResidualAttentionBlock, Transformer

@@ -182,7 +182,7 @@ def build_model(state_dict):
     """A ``CLIP`` in eval mode, float32, on the CPU, holding the weights of ``state_dict``.
 
     ``state_dict`` maps OpenAI's names to arrays (NumPy, any device, or Tensors), e.g.
-    from ``miniclip.checkpoint.load_state_dict``. The configuration is inferred from the
+    from ``miniclip.weights.load_state_dict``. The configuration is inferred from the
     names and shapes (``infer_config``); the scalar entries ``input_resolution``,
     ``context_length`` and ``vocab_size`` of released files are ignored, and BatchNorm's
     ``num_batches_tracked`` may be absent. Every other key must match the model exactly:
