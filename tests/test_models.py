@@ -12,10 +12,11 @@ from miniclip.models import pretrained
 from miniclip.weights import hub
 from miniclip.autograd import Tensor, no_grad
 from miniclip.gradcheck import gradcheck
-from miniclip.loss import clip_loss
 from miniclip.models import (CLIP, RELEASED_CONFIGS, AttentionPool2d, Bottleneck,
                              ResidualAttentionBlock, available_configs, build_model,
-                             causal_mask, create_model, get_config, infer_config)
+                             causal_mask, create_model, get_config, infer_config,
+                             vision_kind)
+from miniclip.training.loss import clip_loss
 
 # Micro configurations: the smallest the reference's rules allow (64-wide heads).
 MICRO_VIT = dict(embed_dim=16, image_resolution=8, vision_layers=1, vision_width=64,
@@ -204,6 +205,14 @@ def test_tiny_presets_use_the_default_tokenizer_and_build():
         with no_grad():
             logits, _ = model(images, tokens)
         assert logits.shape == (2, 2) and np.all(np.isfinite(logits.numpy()))
+
+
+def test_vision_kind_names_the_image_tower_of_models_and_configurations():
+    assert create_model("tiny-vit").vision_kind == "vit"
+    assert create_model("tiny-rn").vision_kind == "resnet"
+    assert [vision_kind(config["vision_layers"]) for config in RELEASED_CONFIGS.values()] == \
+        ["resnet"] * 5 + ["vit"] * 4
+    assert vision_kind([3, 4, 6, 3]) == "resnet"  # block counts read from JSON are a list
 
 
 def test_create_model_is_reproducible_with_numpy_seed_and_applies_overrides():

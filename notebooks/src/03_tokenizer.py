@@ -211,7 +211,7 @@ print("start id", tokenizer.sot_token_id, "| end id", tokenizer.eot_token_id)
 # %% [markdown]
 # The end token has the **largest** id in the vocabulary. That is deliberate: the text tower
 # takes its output at each row's end token and finds it with `argmax` over the row
-# (`TextTransformer.encode_text` in `miniclip/models/text.py`). The padding id 0 is also
+# (`TextTransformer.encode_text` in `miniclip/models/text_transformer.py`). The padding id 0 is also
 # the id of the token "!"; that is harmless because the causal mask stops padding, which
 # comes after the end token, from influencing it.
 #

@@ -6,7 +6,7 @@
 # * an **image tower**: either a Vision Transformer (`miniclip/models/vit.py`,
 #   `VisionTransformer`) or a modified ResNet (`miniclip/models/resnet.py`,
 #   `ModifiedResNet`);
-# * a **text tower**: a causal transformer over token ids (`miniclip/models/text.py`,
+# * a **text tower**: a causal transformer over token ids (`miniclip/models/text_transformer.py`,
 #   `TextTransformer`), covered in `02_attention.ipynb` and `03_tokenizer.ipynb`.
 #
 # This notebook follows an image through both image towers with real shapes, counts the
