@@ -14,10 +14,10 @@ The package is layered; each layer only uses the ones above it:
 * ``data``, ``train``, ``zeroshot``   the tiny training run and zero-shot evaluation
 """
 from . import functional, nn
+from .data.preprocess import Preprocess
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad
 from .models import CLIP, available_configs, build_model, create_model, load
 from .nn.init import manual_seed
-from .preprocess import Preprocess
 from .tokenizer import BPETokenizer, load_tokenizer, tokenize
 from .weights import available_models, load_state_dict
 

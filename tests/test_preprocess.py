@@ -1,9 +1,9 @@
-"""miniclip.preprocess: CLIP's image preprocessing (spec section 4)."""
+"""miniclip.data.preprocess: CLIP's image preprocessing (spec section 4)."""
 import numpy as np
 import pytest
 from PIL import Image
 
-from miniclip.preprocess import MEAN, STD, Preprocess, center_crop, resize_shorter_side, transform
+from miniclip.data.preprocess import MEAN, STD, Preprocess, center_crop, resize_shorter_side, transform
 
 
 def normalised(rgb):

@@ -1,7 +1,7 @@
 """``load``: a ready-to-use CLIP and its preprocessing in one call, like ``clip.load``."""
 import os
 
-from ..preprocess import Preprocess
+from ..data.preprocess import Preprocess
 from ..weights import hub, load_state_dict
 from .clip import build_model
 

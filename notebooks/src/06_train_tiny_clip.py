@@ -36,7 +36,7 @@ miniclip.manual_seed(SEED)
 # %% [markdown]
 # ## The data
 #
-# `SyntheticShapes` (`miniclip/data.py`) draws each picture on the fly from a seed: one
+# `SyntheticShapes` (`miniclip/data/synthetic.py`) draws each picture on the fly from a seed: one
 # shape (circle, square, triangle, cross, diamond) in one of six colours, small or large, at
 # one of four positions, on a noisy background. The caption always names the colour and the
 # shape and, each half of the time, the size and the position. Nothing is downloaded, and
