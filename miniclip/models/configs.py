@@ -18,7 +18,7 @@ from .clip import CLIP
 #: ``weights.releases.RELEASES``, which also holds their files and training rates).
 RELEASED_CONFIGS = {name: release.config for name, release in RELEASES.items()}
 
-#: The size of miniclip's own vocabulary (``miniclip/tokenizer/assets``), which the teaching
+#: The size of miniclip's own vocabulary (``miniclip/tokenizer/assets/``), which the teaching
 #: presets are trained with. A number rather than a call to the tokenizer, so that the models
 #: do not depend on it; ``tests/test_layout.py`` checks that they agree.
 MINICLIP_VOCAB_SIZE = 4096
