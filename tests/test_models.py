@@ -1,4 +1,4 @@
-"""miniclip.models: parameter names and shapes against the spec, configurations and their
+"""miniclip.models: parameter names and shapes against docs/reference.md, configurations and their
 parameter counts, build_model, input checks, BatchNorm modes, and float64 gradient checks
 of every block and of whole micro CLIP models with each image tower."""
 import math
@@ -48,7 +48,7 @@ def shapes(model):
     return {name: tuple(value.shape) for name, value in model.state_dict().items()}
 
 
-# ------------------------------------------------------------------ names and shapes (spec 2)
+# ------------------------------------------------------ names and shapes (docs/reference.md)
 def block_shapes(prefix, d):
     return {f"{prefix}.attn.in_proj_weight": (3 * d, d), f"{prefix}.attn.in_proj_bias": (3 * d,),
             f"{prefix}.attn.out_proj.weight": (d, d), f"{prefix}.attn.out_proj.bias": (d,),
@@ -75,7 +75,7 @@ def bn_shapes(prefix, ch):
 
 
 def resnet_shapes(c):
-    """visual.* of spec section 2.4, written out from its tables."""
+    """visual.* of the modified ResNet (docs/reference.md), written out from its description."""
     w, e, r = c["vision_width"], c["embed_dim"], c["image_resolution"]
     expected = {"visual.conv1.weight": (w // 2, 3, 3, 3),
                 "visual.conv2.weight": (w // 2, w // 2, 3, 3),
@@ -104,7 +104,7 @@ def resnet_shapes(c):
 
 
 def vit_shapes(c):
-    """visual.* of spec section 2.3."""
+    """visual.* of the Vision Transformer (docs/reference.md)."""
     w, p, e = c["vision_width"], c["vision_patch_size"], c["embed_dim"]
     g = c["image_resolution"] // p
     expected = {"visual.conv1.weight": (w, 3, p, p), "visual.class_embedding": (w,),
@@ -140,7 +140,7 @@ def test_causal_mask_lets_each_position_see_itself_and_the_past():
     assert np.all(np.isneginf(mask[np.triu_indices(4, 1)]))
 
 
-# ------------------------------------------------------------------ configurations (spec 1.2, 7)
+# ------------------------------------------------- configurations (docs/reference.md: released models)
 SPEC_COUNTS = {  # total, visual, text, text w/o token embedding, param tensors, state-dict keys
     "RN50": (102_007_137, 38_316_896, 63_690_240, 38_393_344, 324, 489),
     "RN101": (119_688_033, 56_259_936, 63_428_096, 38_131_200, 477, 795),
@@ -167,7 +167,7 @@ def counts_from_shapes(expected_shapes):
 
 @pytest.mark.parametrize("name", list(RELEASED_CONFIGS))
 def test_released_configuration_has_the_spec_parameter_counts(name):
-    # Counted from the spec's shape tables (building the large models would take minutes).
+    # Counted from the reference's shapes (building the large models would take minutes).
     config = get_config(name)
     tower = resnet_shapes if isinstance(config["vision_layers"], tuple) else vit_shapes
     assert counts_from_shapes(text_shapes(config) | tower(config)) == SPEC_COUNTS[name]
@@ -259,7 +259,7 @@ def test_initialisation_follows_the_reference_scheme():
     assert std(rn.visual.attnpool.q_proj.weight) == pytest.approx(64 ** -0.5, rel=0.05)
 
 
-# ------------------------------------------------------------------ build_model (spec 1.1)
+# ------------------------------------ build_model (docs/reference.md: configuration from a state dict)
 def test_build_model_infers_the_configuration_and_returns_an_eval_model():
     for config in (dict(MICRO_VIT, vision_layers=2, transformer_layers=3),
                    dict(MICRO_RN, vision_layers=(2, 1, 3, 1), transformer_layers=2)):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from miniclip import backend
-from miniclip.api import load
+from miniclip.models import load
 from miniclip.autograd import no_grad
 from miniclip.training.loss import clip_loss
 from miniclip.models import build_model

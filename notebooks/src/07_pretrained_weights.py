@@ -15,7 +15,7 @@
 #
 # The code: `miniclip/weights/` (file formats, Hugging Face names, downloads),
 # `miniclip/models/clip.py` (`build_model`, which infers the architecture from the weights)
-# and `miniclip/api.py` (`load`).
+# and `miniclip/models/pretrained.py` (`load`).
 
 # %%
 import hashlib
