@@ -26,9 +26,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "scripts")]
 
 from miniclip.autograd import no_grad  # noqa: E402
-from miniclip.loss import clip_loss  # noqa: E402
 from miniclip.models import create_model  # noqa: E402
 from miniclip.optim import AdamW  # noqa: E402
+from miniclip.training.loss import clip_loss  # noqa: E402
 
 try:
     import torch

@@ -1,27 +1,35 @@
 """miniclip: OpenAI's CLIP rebuilt from scratch on NumPy (CPU) and CuPy (GPU) arrays.
 
-The package is layered; each layer only uses the ones above it:
+A numeric stack, each layer using only the layers below it:
 
-* ``backend``        NumPy / CuPy array modules and devices
-* ``autograd``       ``Tensor``, ``Function`` and reverse-mode ``backward``
-* ``functional``     every differentiable op with its hand-derived backward
-* ``gradcheck``      finite-difference checks of those backwards
-* ``nn``             ``Module``, layers and multi-head attention
-* ``models``         the text Transformer, ViT, modified ResNet and ``CLIP``
-* ``tokenizer``      CLIP's byte-level BPE
-* ``loss``, ``optim``, ``amp``   the paper's objective, AdamW, mixed precision
-* ``checkpoint``, ``hub``, ``api``   reading weights and ``miniclip.load``
-* ``data``, ``train``, ``zeroshot``   the tiny training run and zero-shot evaluation
+* ``backend``                          NumPy / CuPy array modules and devices
+* ``autograd``                         ``Tensor``, ``Function`` and reverse-mode ``backward``
+* ``functional``, ``gradcheck``        every differentiable op with its hand-derived
+                                       backward; finite-difference checks of them
+* ``nn``                               ``Module``, layers and multi-head attention
+* ``models``                           the text Transformer, ViT, modified ResNet, ``CLIP``
+                                       and ``load``
+* ``training.loss``, ``optim``, ``amp``  the paper's loss, AdamW, mixed precision
+* ``training``, ``train``, ``zeroshot``  the paper's recipe, run state, the training program
+                                       and zero-shot evaluation
+
+and independent leaves, which import nothing of the stack:
+
+* ``tokenizer``   CLIP's byte-level BPE
+* ``weights``     the released models; checkpoint formats, Hugging Face names, downloads
+* ``data``        datasets, CLIP's image preprocessing, the loader
+* ``fileio``      writing files atomically
+
+(``autograd`` runs the ops of ``functional`` for ``Tensor``'s operators, importing them at
+call time.) ``tests/test_layout.py`` checks these layers against the imports.
 """
-from . import functional, nn
-from .api import load
+from . import functional, nn, optim
+from .data.preprocess import Preprocess
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad
-from .checkpoint import load_state_dict
-from .hub import available_models
-from .models import CLIP, available_configs, build_model, create_model
+from .models import CLIP, available_configs, build_model, create_model, load
 from .nn.init import manual_seed
-from .preprocess import Preprocess
 from .tokenizer import BPETokenizer, load_tokenizer, tokenize
+from .weights import available_models, load_state_dict
 
 __version__ = "0.1.0"
 
@@ -29,5 +37,5 @@ __all__ = [
     "BPETokenizer", "CLIP", "Function", "Preprocess", "Tensor", "available_configs",
     "available_models", "build_model", "create_model", "enable_grad", "functional",
     "is_grad_enabled", "load", "load_state_dict", "load_tokenizer", "manual_seed", "nn",
-    "no_grad", "tokenize",
+    "no_grad", "optim", "tokenize",
 ]

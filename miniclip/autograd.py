@@ -35,6 +35,15 @@ Gradient facts the engine takes care of, so a Function never has to:
   step. Call ``zero_grad()`` (or set ``.grad = None``) to start afresh.
 * **Freeing.** After ``backward()`` the saved arrays are released, unless
   ``retain_graph=True``; a second backward through a freed graph raises an error.
+
+**First-order gradients only.** ``backward`` methods take and return plain arrays, not
+tensors, so nothing a backward computes is recorded in a graph: ``x.grad`` is an array,
+and there is no ``create_graph=True`` that would let you differentiate a gradient again
+(DeZero, whose ``backward`` runs on Variables, can; so can PyTorch). That is a choice:
+a backward on arrays is a few array calls with no graph bookkeeping, it reads as the
+derivation in its docstring, and CLIP's training needs only first derivatives. Gradients
+of gradients (a gradient penalty, Hessian-vector products) would need every backward
+rewritten with tensor ops.
 """
 import contextlib
 

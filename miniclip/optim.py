@@ -1,4 +1,4 @@
-"""Optimisers, gradient clipping, weight-decay groups and the learning-rate schedule.
+"""Optimisers, gradient clipping and the learning-rate schedule.
 
 An optimiser turns gradients into parameter updates. It works directly on the arrays of
 each parameter — ``p.data`` (the weights) and ``p.grad`` (dL/dp after ``backward()``) —
@@ -25,9 +25,10 @@ Contents:
 * ``AdamW``          — Adam with decoupled weight decay, the optimiser CLIP was trained with;
 * ``SGD``            — stochastic gradient descent with (Nesterov) momentum, for comparison;
 * ``clip_grad_norm_`` — rescale all gradients so their global L2 norm is at most ``max_norm``;
-* ``clip_param_groups`` — split a model's parameters into "decay" and "no decay" groups;
-* ``paper_hyperparameters`` / ``clip_optimizer`` — the paper's settings per model;
 * ``WarmupCosine``   — linear warm-up followed by cosine decay of the learning rate.
+
+The CLIP paper's choices (which parameters decay, β and ε per image tower) are a recipe,
+not an optimiser: ``miniclip/training/recipe.py``.
 
 A training step, in order::
 
@@ -351,77 +352,6 @@ def set_flat_grads(params, flat):
     """Make each parameter's ``.grad`` its view of ``flat`` (laid out as ``flat_grads``)."""
     for p, grad in zip(params, backend.unflatten(flat, [p.grad for p in params])):
         p.grad = grad
-
-
-# ---------------------------------------------------------------------- CLIP's settings
-def clip_param_groups(model, weight_decay):
-    """Two parameter groups for CLIP training: weights that decay and the rest, which don't.
-
-    The paper applies weight decay "to all weights that are not gains or biases". We
-    decide by shape, which draws that line for every CLIP model:
-
-    * **decay** (``ndim >= 2``): the matrices of linear layers, attention projections,
-      convolutions, the token and positional embedding tables and ``text_projection``/
-      ``visual.proj`` — the weights whose size decay is meant to keep in check;
-    * **no decay** (``ndim < 2``): biases, LayerNorm/BatchNorm gains, ``logit_scale``
-      (shrinking the log-temperature towards 0 would pull the logit scale towards 1)
-      and the ViT's ``class_embedding`` vector.
-
-    The paper does not say how it treated embeddings and the temperature. Decaying the
-    embedding tables and not the 1-D ``class_embedding`` is our choice; it is the same
-    split as open_clip's (which tests ``ndim < 2`` and names containing ``bn``, ``ln``,
-    ``bias`` or ``logit_scale``). Frozen parameters (``requires_grad=False``) are left
-    out. Each group carries ``"names"`` so it can be inspected.
-    """
-    decay, no_decay = ([], []), ([], [])
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        params, names = decay if p.ndim >= 2 else no_decay
-        params.append(p)
-        names.append(name)
-    return [{"params": decay[0], "names": decay[1], "weight_decay": weight_decay},
-            {"params": no_decay[0], "names": no_decay[1], "weight_decay": 0.0}]
-
-
-# Adam's β2 and ε differ by image tower (paper, section 2.5 and appendix tables 19-20):
-# the ViTs were trained with a shorter second-moment memory and a larger ε.
-TOWER_ADAM = {
-    "vit": dict(betas=(0.9, 0.98), eps=1e-6),
-    "resnet": dict(betas=(0.9, 0.999), eps=1e-8),
-}
-
-# Peak learning rates of the released models (paper, appendix tables 19-20).
-PAPER_PEAK_LR = {
-    "RN50": 5e-4, "RN101": 5e-4, "RN50x4": 5e-4, "RN50x16": 4e-4, "RN50x64": 3.6e-4,
-    "ViT-B/32": 5e-4, "ViT-B/16": 5e-4, "ViT-L/14": 4e-4, "ViT-L/14@336px": 2e-5,
-}
-
-PAPER_TRAINING = dict(weight_decay=0.2, warmup_steps=2000, batch_size=32768, epochs=32)
-
-
-def paper_hyperparameters(model_name):
-    """The paper's optimisation settings for one of the released models.
-
-    Returns a dict with ``lr`` (peak), ``betas``, ``eps``, ``weight_decay`` (0.2),
-    ``warmup_steps`` (2000), ``batch_size`` (32,768) and ``epochs`` (32). β2 and ε
-    depend on the image tower (``TOWER_ADAM``). A new small model can start from
-    ``{**TOWER_ADAM["vit"], **PAPER_TRAINING}`` with its own ``lr``.
-    """
-    if model_name not in PAPER_PEAK_LR:
-        raise ValueError(f"no paper hyperparameters for {model_name!r}; "
-                         f"known models: {list(PAPER_PEAK_LR)}")
-    tower = "vit" if model_name.startswith("ViT") else "resnet"
-    return dict(lr=PAPER_PEAK_LR[model_name], **TOWER_ADAM[tower], **PAPER_TRAINING)
-
-
-def clip_optimizer(model, lr, tower, weight_decay=PAPER_TRAINING["weight_decay"]):
-    """``AdamW`` over ``clip_param_groups(model)`` with the paper's β and ε for ``tower``
-    (``"vit"`` or ``"resnet"``) and weight decay 0.2 by default."""
-    if tower not in TOWER_ADAM:
-        raise ValueError(f"tower must be one of {list(TOWER_ADAM)}, got {tower!r}")
-    return AdamW(clip_param_groups(model, weight_decay), lr=lr, weight_decay=weight_decay,
-                 **TOWER_ADAM[tower])
 
 
 class WarmupCosine:

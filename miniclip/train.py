@@ -7,12 +7,12 @@ zero-shot accuracy on held-out pictures: each is given the class ("red circle", 
 square", …) whose prompts its embedding is closest to, a task the model was never trained
 on. The recipe is the paper's, scaled down:
 
-* the symmetric contrastive loss over the batch (``loss.clip_loss``);
+* the symmetric contrastive loss over the batch (``training/loss.py``, ``clip_loss``);
 * AdamW with the paper's β and ε for the image tower and weight decay 0.2 on weights but
-  not on gains and biases (``optim.clip_optimizer``);
+  not on gains and biases (``training/recipe.py``, ``paper_optimizer``);
 * linear warm-up, then cosine decay of the learning rate (``optim.WarmupCosine``);
 * the learned temperature, clipped so the logit scale never exceeds 100
-  (``loss.cap_logit_scale_`` after every step);
+  (``cap_logit_scale_`` after every step);
 * gradient-norm clipping, and optionally mixed precision (``--amp``, see ``amp.py``).
 
 One training step::
@@ -44,10 +44,11 @@ from .amp import GradScaler, float16_parameters, mixed_precision_step
 from .autograd import Tensor
 from .data import (ArrayDataset, CLIPCollate, DataLoader, ImageTextFolder, SyntheticShapes,
                    stack_fields)
-from .loss import LOGIT_SCALE_INIT, cap_logit_scale_, clip_loss
 from .models import create_model
-from .optim import WarmupCosine, clip_grad_norm_, clip_optimizer
-from .training_state import (NonFiniteError, check_finite, load_training_state,
+from .optim import WarmupCosine, clip_grad_norm_
+from .training.loss import LOGIT_SCALE_INIT, cap_logit_scale_, clip_loss
+from .training.recipe import paper_optimizer
+from .training.state import (NonFiniteError, check_finite, load_training_state,
                              save_training_state)
 from .zeroshot import accuracy, zero_shot_classifier, zero_shot_predict
 
@@ -160,8 +161,7 @@ def train(args):
               "mixed precision is about 100x slower than float32.")
     collate = CLIPCollate.for_model(model.input_resolution, model.context_length)
     loader, evaluation = _data(args, model.input_resolution, collate)
-    tower = "resnet" if isinstance(model.config["vision_layers"], tuple) else "vit"
-    optimizer = clip_optimizer(model, args.lr, tower, weight_decay=args.weight_decay)
+    optimizer = paper_optimizer(model, args.lr, model.vision_kind, weight_decay=args.weight_decay)
     schedule = WarmupCosine(optimizer, args.warmup, args.steps)
     scaler = GradScaler(enabled=args.amp)
     # What a resumed run must share. (The learning rate and weight decay come back from the

@@ -1,4 +1,4 @@
-"""Build the BPE vocabulary that miniclip ships (miniclip/assets/miniclip_bpe_4096.txt.gz).
+"""Build the BPE vocabulary that miniclip ships (miniclip/tokenizer/assets/miniclip_bpe_4096.txt.gz).
 
 The training text is made on the spot, with nothing to download:
 

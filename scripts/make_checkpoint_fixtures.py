@@ -1,4 +1,4 @@
-"""Regenerate the small checkpoint files in tests/fixtures/ used by tests/test_checkpoint.py.
+"""Regenerate the small checkpoint files in tests/fixtures/ used by tests/test_weights.py.
 
 The tests check that miniclip reads real PyTorch and Hugging Face files
 without PyTorch.  Those files can only be *made* with PyTorch, so this script
@@ -127,7 +127,7 @@ def to_numpy(state_dict):
 def to_hf_state_dict(openai):
     """Write OpenAI-named weights under transformers' CLIPModel names.
 
-    This is the inverse of what miniclip.checkpoint does, written here
+    This is the inverse of what miniclip.weights does, written here
     independently in PyTorch; check_hf_matches_reference then proves it right
     by comparing the two models' outputs.
     """

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout
 
 from miniclip.tokenizer import clean_text, load_tokenizer, pretokenize  # noqa: E402
 from miniclip.tokenizer.bpe import merge_pair  # noqa: E402
-from miniclip.tokenizer.text import word_symbols  # noqa: E402
+from miniclip.tokenizer.pretokenizer import word_symbols  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "tokenizer_reference_ids.json"
 EXCERPT = ROOT / "tests" / "fixtures" / "openai_merges_excerpt.json"

@@ -6,9 +6,10 @@ from miniclip import amp, backend, nn
 from miniclip import functional as F
 from miniclip.amp import GradScaler, float16_parameters, mixed_precision_step
 from miniclip.autograd import Tensor
-from miniclip.loss import LOGIT_SCALE_INIT, clamp_logit_scale_, clip_loss
+from miniclip.training.loss import LOGIT_SCALE_INIT, clamp_logit_scale_, clip_loss
 from miniclip.models.configs import create_model
-from miniclip.optim import AdamW, clip_grad_norm_, clip_optimizer
+from miniclip.optim import AdamW, clip_grad_norm_
+from miniclip.training.recipe import paper_optimizer
 
 BATCH, PIXELS, VOCAB, EMBED = 16, 12, 10, 8
 
@@ -112,7 +113,7 @@ def test_a_micro_clip_trains_in_mixed_precision_like_in_float32(device):
         model = create_model("tiny-vit", vocab_size=100, context_length=8, embed_dim=32,
                              vision_width=64, vision_layers=1, transformer_width=64,
                              transformer_layers=1).to(device)
-        optimizer = clip_optimizer(model, lr=1e-3, tower="vit")
+        optimizer = paper_optimizer(model, lr=1e-3, tower="vit")
         scaler = GradScaler(init_scale=2.0 ** 10)
         curves[mixed] = []
         for _ in range(4):

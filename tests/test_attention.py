@@ -1,4 +1,4 @@
-"""MultiheadAttention against the formula of clip-reference.md 2.1 (a plain-NumPy float64
+"""MultiheadAttention against the formula of docs/reference.md ("Shared blocks") (a plain-NumPy float64
 implementation with one loop over heads), against PyTorch's numbers (a committed fixture
 made by scripts/make_mha_fixture.py), and against finite differences."""
 import os
@@ -14,7 +14,7 @@ FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "mha_torch_referen
 
 
 def reference_attention(query, key_value, state, num_heads, mask=None):
-    """The spec's formula, head by head, in float64 NumPy: returns (out, weights)."""
+    """The reference's formula, head by head, in float64 NumPy: returns (out, weights)."""
     w, b = state["in_proj_weight"], state["in_proj_bias"]
     d = w.shape[1]
     q = query @ w[:d].T + b[:d]                     # rows 0..d-1 project the queries

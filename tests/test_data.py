@@ -5,7 +5,7 @@ from PIL import Image
 
 from miniclip.data import (COLOURS, POSITIONS, SHAPES, SIZES, ArrayDataset, CLIPCollate,
                            DataLoader, ImageTextFolder, SyntheticShapes, stack_fields)
-from miniclip.preprocess import Preprocess
+from miniclip.data.preprocess import Preprocess
 from miniclip.tokenizer import tokenize
 
 

@@ -14,7 +14,7 @@ from conftest import recorded_dtypes, where
 from miniclip import nn
 from miniclip.amp import float16_parameters
 from miniclip.autograd import Tensor
-from miniclip.loss import clip_loss
+from miniclip.training.loss import clip_loss
 from miniclip.models.configs import create_model
 
 

@@ -1,4 +1,4 @@
-"""Tests for miniclip.hub, against a small HTTP server on the loopback address."""
+"""Tests for miniclip.weights.hub, against a small HTTP server on the loopback address."""
 
 import hashlib
 import http.server
@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from miniclip import hub
+from miniclip.weights import hub
 
 # A few chunks plus a partial one; seeded so every pytest-xdist worker collects the same ids.
 CONTENT = np.random.default_rng(0).bytes(3 * 1024 * 1024 + 123)

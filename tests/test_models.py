@@ -1,4 +1,4 @@
-"""miniclip.models: parameter names and shapes against the spec, configurations and their
+"""miniclip.models: parameter names and shapes against docs/reference.md, configurations and their
 parameter counts, build_model, input checks, BatchNorm modes, and float64 gradient checks
 of every block and of whole micro CLIP models with each image tower."""
 import math
@@ -7,13 +7,16 @@ import os
 import numpy as np
 import pytest
 
-from miniclip import api, hub, nn
+from miniclip import nn
+from miniclip.models import pretrained
+from miniclip.weights import hub
 from miniclip.autograd import Tensor, no_grad
 from miniclip.gradcheck import gradcheck
-from miniclip.loss import clip_loss
 from miniclip.models import (CLIP, RELEASED_CONFIGS, AttentionPool2d, Bottleneck,
                              ResidualAttentionBlock, available_configs, build_model,
-                             causal_mask, create_model, get_config, infer_config)
+                             causal_mask, create_model, get_config, infer_config,
+                             vision_kind)
+from miniclip.training.loss import clip_loss
 
 # Micro configurations: the smallest the reference's rules allow (64-wide heads).
 MICRO_VIT = dict(embed_dim=16, image_resolution=8, vision_layers=1, vision_width=64,
@@ -45,7 +48,7 @@ def shapes(model):
     return {name: tuple(value.shape) for name, value in model.state_dict().items()}
 
 
-# ------------------------------------------------------------------ names and shapes (spec 2)
+# ------------------------------------------------------ names and shapes (docs/reference.md)
 def block_shapes(prefix, d):
     return {f"{prefix}.attn.in_proj_weight": (3 * d, d), f"{prefix}.attn.in_proj_bias": (3 * d,),
             f"{prefix}.attn.out_proj.weight": (d, d), f"{prefix}.attn.out_proj.bias": (d,),
@@ -72,7 +75,7 @@ def bn_shapes(prefix, ch):
 
 
 def resnet_shapes(c):
-    """visual.* of spec section 2.4, written out from its tables."""
+    """visual.* of the modified ResNet (docs/reference.md), written out from its description."""
     w, e, r = c["vision_width"], c["embed_dim"], c["image_resolution"]
     expected = {"visual.conv1.weight": (w // 2, 3, 3, 3),
                 "visual.conv2.weight": (w // 2, w // 2, 3, 3),
@@ -101,7 +104,7 @@ def resnet_shapes(c):
 
 
 def vit_shapes(c):
-    """visual.* of spec section 2.3."""
+    """visual.* of the Vision Transformer (docs/reference.md)."""
     w, p, e = c["vision_width"], c["vision_patch_size"], c["embed_dim"]
     g = c["image_resolution"] // p
     expected = {"visual.conv1.weight": (w, 3, p, p), "visual.class_embedding": (w,),
@@ -137,7 +140,7 @@ def test_causal_mask_lets_each_position_see_itself_and_the_past():
     assert np.all(np.isneginf(mask[np.triu_indices(4, 1)]))
 
 
-# ------------------------------------------------------------------ configurations (spec 1.2, 7)
+# ------------------------------------------------- configurations (docs/reference.md: released models)
 SPEC_COUNTS = {  # total, visual, text, text w/o token embedding, param tensors, state-dict keys
     "RN50": (102_007_137, 38_316_896, 63_690_240, 38_393_344, 324, 489),
     "RN101": (119_688_033, 56_259_936, 63_428_096, 38_131_200, 477, 795),
@@ -164,7 +167,7 @@ def counts_from_shapes(expected_shapes):
 
 @pytest.mark.parametrize("name", list(RELEASED_CONFIGS))
 def test_released_configuration_has_the_spec_parameter_counts(name):
-    # Counted from the spec's shape tables (building the large models would take minutes).
+    # Counted from the reference's shapes (building the large models would take minutes).
     config = get_config(name)
     tower = resnet_shapes if isinstance(config["vision_layers"], tuple) else vit_shapes
     assert counts_from_shapes(text_shapes(config) | tower(config)) == SPEC_COUNTS[name]
@@ -202,6 +205,14 @@ def test_tiny_presets_use_the_default_tokenizer_and_build():
         with no_grad():
             logits, _ = model(images, tokens)
         assert logits.shape == (2, 2) and np.all(np.isfinite(logits.numpy()))
+
+
+def test_vision_kind_names_the_image_tower_of_models_and_configurations():
+    assert create_model("tiny-vit").vision_kind == "vit"
+    assert create_model("tiny-rn").vision_kind == "resnet"
+    assert [vision_kind(config["vision_layers"]) for config in RELEASED_CONFIGS.values()] == \
+        ["resnet"] * 5 + ["vit"] * 4
+    assert vision_kind([3, 4, 6, 3]) == "resnet"  # block counts read from JSON are a list
 
 
 def test_create_model_is_reproducible_with_numpy_seed_and_applies_overrides():
@@ -248,7 +259,7 @@ def test_initialisation_follows_the_reference_scheme():
     assert std(rn.visual.attnpool.q_proj.weight) == pytest.approx(64 ** -0.5, rel=0.05)
 
 
-# ------------------------------------------------------------------ build_model (spec 1.1)
+# ------------------------------------ build_model (docs/reference.md: configuration from a state dict)
 def test_build_model_infers_the_configuration_and_returns_an_eval_model():
     for config in (dict(MICRO_VIT, vision_layers=2, transformer_layers=3),
                    dict(MICRO_RN, vision_layers=(2, 1, 3, 1), transformer_layers=2)):
@@ -454,17 +465,17 @@ def test_load_downloads_a_released_name_and_returns_the_matching_preprocess(monk
         return os.path.join(FIXTURES, "vit_micro_jit.pt")
 
     monkeypatch.setattr(hub, "download", fake_download)
-    model, preprocess = api.load("ViT-B/32", download_root="/cache")
+    model, preprocess = pretrained.load("ViT-B/32", download_root="/cache")
     assert requested == [("ViT-B/32", "/cache")]
     assert model.training is False and preprocess.n_px == model.input_resolution == 8
 
 
 def test_load_moves_the_model_to_the_device(device):
-    model, _ = api.load(os.path.join(FIXTURES, "rn_micro_jit.pt"), device=device)
+    model, _ = pretrained.load(os.path.join(FIXTURES, "rn_micro_jit.pt"), device=device)
     assert {p.device.name for p in model.parameters()} == {device}
     assert {b.device.name for b in model.buffers()} == {device}
 
 
 def test_load_names_an_unknown_model_or_missing_file():
     with pytest.raises(FileNotFoundError, match="ViT-H/14.*ViT-B/32"):
-        api.load("ViT-H/14")
+        pretrained.load("ViT-H/14")

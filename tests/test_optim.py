@@ -1,4 +1,4 @@
-"""Optimisers, gradient clipping, weight-decay groups and the learning-rate schedule.
+"""Optimisers, gradient clipping and the learning-rate schedule.
 
 The reference updates in ``fixtures/adamw_torch_reference.npz`` were recorded from
 ``torch.optim.AdamW`` / ``torch.optim.SGD`` / ``torch.nn.utils.clip_grad_norm_`` by
@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from miniclip import backend, nn
-from miniclip.optim import (PAPER_PEAK_LR, SGD, AdamW, WarmupCosine, clip_grad_norm_,
-                            clip_optimizer, clip_param_groups, paper_hyperparameters)
+from miniclip.optim import SGD, AdamW, WarmupCosine, clip_grad_norm_
 
 FIXTURE = np.load(os.path.join(os.path.dirname(__file__), "fixtures",
                                "adamw_torch_reference.npz"))
@@ -199,60 +198,6 @@ def test_load_state_dict_rejects_a_different_grouping():
     saved = paper_vit_adamw(params).state_dict()
     with pytest.raises(ValueError, match="2 parameter groups"):
         AdamW(params).load_state_dict(saved)
-
-
-# ------------------------------------------------------------------ CLIP's settings
-class TinyTwoTower(nn.Module):
-    """Stands in for CLIP: a linear layer, a LayerNorm, an embedding table, the temperature."""
-
-    def __init__(self):
-        super().__init__()
-        self.token_embedding = nn.Embedding(10, 4)
-        self.proj = nn.Linear(4, 3)
-        self.ln_final = nn.LayerNorm(3)
-        self.class_embedding = nn.Parameter(np.zeros(4, np.float32))
-        self.logit_scale = nn.Parameter(np.array(math.log(1 / 0.07), np.float32))
-
-
-def test_weight_decay_skips_gains_biases_and_the_temperature():
-    decay, no_decay = clip_param_groups(TinyTwoTower(), weight_decay=0.2)
-    assert decay["names"] == ["token_embedding.weight", "proj.weight"]
-    assert decay["weight_decay"] == 0.2
-    assert sorted(no_decay["names"]) == ["class_embedding", "ln_final.bias", "ln_final.weight",
-                                         "logit_scale", "proj.bias"]
-    assert no_decay["weight_decay"] == 0.0
-
-
-def test_frozen_parameters_are_left_out_of_the_groups():
-    model = TinyTwoTower()
-    model.proj.requires_grad_(False)
-    names = [n for group in clip_param_groups(model, 0.2) for n in group["names"]]
-    assert "proj.weight" not in names and "proj.bias" not in names
-
-
-@pytest.mark.parametrize("name, beta2, eps, lr", [
-    ("ViT-B/32", 0.98, 1e-6, 5e-4), ("ViT-L/14", 0.98, 1e-6, 4e-4),
-    ("RN50", 0.999, 1e-8, 5e-4), ("RN50x64", 0.999, 1e-8, 3.6e-4),
-])
-def test_paper_hyperparameters_depend_on_the_image_tower(name, beta2, eps, lr):
-    settings = paper_hyperparameters(name)
-    assert settings["betas"] == (0.9, beta2) and settings["eps"] == eps
-    assert settings["lr"] == lr and settings["weight_decay"] == 0.2
-    assert settings["warmup_steps"] == 2000 and settings["batch_size"] == 32768
-    assert settings["epochs"] == 32
-
-
-def test_paper_hyperparameters_cover_every_released_model_and_name_the_known_ones():
-    assert len(PAPER_PEAK_LR) == 9
-    with pytest.raises(ValueError, match="ViT-B/32"):
-        paper_hyperparameters("ViT-H/14")
-
-
-def test_clip_optimizer_is_adamw_with_the_paper_preset():
-    optimizer = clip_optimizer(TinyTwoTower(), lr=5e-4, tower="vit")
-    assert isinstance(optimizer, AdamW)
-    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.2, 0.0]
-    assert all(g["betas"] == (0.9, 0.98) and g["eps"] == 1e-6 for g in optimizer.param_groups)
 
 
 # ------------------------------------------------------------------ learning-rate schedule

@@ -1,9 +1,9 @@
-"""miniclip.preprocess: CLIP's image preprocessing (spec section 4)."""
+"""miniclip.data.preprocess: CLIP's image preprocessing (docs/reference.md, "Image preprocessing")."""
 import numpy as np
 import pytest
 from PIL import Image
 
-from miniclip.preprocess import MEAN, STD, Preprocess, center_crop, resize_shorter_side, transform
+from miniclip.data.preprocess import MEAN, STD, Preprocess, center_crop, resize_shorter_side, transform
 
 
 def normalised(rgb):
@@ -31,7 +31,7 @@ def test_a_constant_colour_becomes_its_normalised_value():
 
 
 def test_resize_makes_the_shorter_side_n_px_and_floors_the_longer_one():
-    # the spec's example: 640 x 480 -> 298 x 224 (224 * 640 / 480 = 298.67)
+    # the reference's example: 640 x 480 -> 298 x 224 (224 * 640 / 480 = 298.67)
     assert resize_shorter_side(Image.new("RGB", (640, 480)), 224).size == (298, 224)
     assert resize_shorter_side(Image.new("RGB", (480, 640)), 224).size == (224, 298)
 
@@ -54,7 +54,7 @@ def test_center_crop_offsets_round_half_to_even():
     assert np.asarray(center_crop(column_image(257, 224), 224))[0, 0, 0] == 16
     # (259 - 224) / 2 = 17.5 -> 18
     assert np.asarray(center_crop(column_image(259, 224), 224))[0, 0, 0] == 18
-    # the spec's example: 298 wide -> left 37
+    # the reference's example: 298 wide -> left 37
     assert np.asarray(center_crop(column_image(298, 224), 224))[0, 0, 0] == 37
 
 

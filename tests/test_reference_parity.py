@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from miniclip import backend
-from miniclip.api import load
+from miniclip.models import load
 from miniclip.autograd import no_grad
-from miniclip.loss import clip_loss
+from miniclip.training.loss import clip_loss
 from miniclip.models import build_model
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")

@@ -24,7 +24,7 @@ import miniclip.tokenizer.bpe_tokenizer as bpe_tokenizer_module
 from miniclip.tokenizer import BPETokenizer, clean_text, default_tokenizer, load_tokenizer, pretokenize, tokenize
 from miniclip.tokenizer.bpe import apply_merges, merge_pair
 from miniclip.tokenizer.pretrained import find_openai_merges
-from miniclip.tokenizer.text import BYTE_TO_CHAR, END_OF_TEXT, START_OF_TEXT, byte_tokens, word_symbols
+from miniclip.tokenizer.pretokenizer import BYTE_TO_CHAR, END_OF_TEXT, START_OF_TEXT, byte_tokens, word_symbols
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tokenizer_reference_ids.json"
 REFERENCE_CASES = json.loads(FIXTURE.read_text(encoding="utf-8"))
@@ -88,7 +88,7 @@ def openai_excerpt():
 
 def without_spaces(text):
     """``text`` without white space, and without U+0345, which the reference's
-    pre-tokenisation pattern drops (see miniclip/tokenizer/text.py)."""
+    pre-tokenisation pattern drops (see miniclip/tokenizer/pretokenizer.py)."""
     return regex.sub(r"[\s\u0345]", "", text)
 
 

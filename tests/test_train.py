@@ -11,7 +11,7 @@ import miniclip.train as train_module
 from conftest import GPU
 from miniclip import nn
 from miniclip.amp import GradScaler
-from miniclip.optim import clip_optimizer
+from miniclip.training.recipe import paper_optimizer
 from miniclip.autograd import Tensor, no_grad
 from miniclip.data import SyntheticShapes
 from miniclip.models import create_model
@@ -62,7 +62,7 @@ def test_a_training_step_reads_the_device_only_for_its_checks(amp, reads):
     # parameter, not the gradient norm, not the logit scale.
     nn.manual_seed(0)
     model = create_model("tiny-vit").to("cuda")
-    optimizer = clip_optimizer(model, 1e-3, "vit")
+    optimizer = paper_optimizer(model, 1e-3, "vit")
     scaler = GradScaler(enabled=amp)
     rng = np.random.default_rng(0)
     images = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)

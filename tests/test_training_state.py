@@ -8,8 +8,9 @@ from miniclip import backend, nn
 from miniclip import functional as F
 from miniclip.amp import GradScaler
 from miniclip.autograd import Tensor
-from miniclip.optim import SGD, AdamW, WarmupCosine, clip_param_groups
-from miniclip.training_state import (NonFiniteError, check_finite, load_training_state,
+from miniclip.optim import SGD, AdamW, WarmupCosine
+from miniclip.training.recipe import paper_param_groups
+from miniclip.training.state import (NonFiniteError, check_finite, load_training_state,
                                      save_training_state)
 
 # Several tests compute with inf/NaN on purpose; NumPy warns about each such operation.
@@ -31,7 +32,7 @@ class Classifier(nn.Module):
 def setup(device, seed=0):
     nn.manual_seed(seed)
     model = Classifier().to(device)
-    optimizer = AdamW(clip_param_groups(model, weight_decay=0.2), lr=1e-2, betas=(0.9, 0.98),
+    optimizer = AdamW(paper_param_groups(model, weight_decay=0.2), lr=1e-2, betas=(0.9, 0.98),
                       eps=1e-6)
     return model, optimizer
 

@@ -12,12 +12,13 @@ Where to find an op's backward:
 * ``layers.py``         linear, embedding, dropout
 * ``normalization.py``  layer_norm, batch_norm, normalize
 * ``conv.py``           conv2d, avg_pool2d, max_pool2d, adaptive_avg_pool2d
-* ``losses.py``         cross_entropy
+* ``cross_entropy.py``  cross_entropy
+* ``support.py``        what several ops share: argument checks, the stable log-softmax
 """
 from .activation import gelu, log_softmax, quick_gelu, relu, sigmoid, softmax, tanh
 from .conv import adaptive_avg_pool2d, avg_pool2d, conv2d, max_pool2d
 from .layers import dropout, embedding, linear
-from .losses import cross_entropy
+from .cross_entropy import cross_entropy
 from .math import (abs, add, astype, clamp, div, exp, log, masked_fill, matmul, mul, neg, pow,
                    sqrt, sub, to_device, where)
 from .normalization import batch_norm, layer_norm, normalize

@@ -1,9 +1,9 @@
 """The ops behind the basic layers: linear (fully connected), embedding lookup, dropout."""
-import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor
+from ..autograd import Function
 from .shape import GetItem
+from .support import check_index_range, integer_indices
 
 
 class Linear(Function):
@@ -96,36 +96,3 @@ def dropout(input, p=0.5, training=True):
     if not training or p == 0:
         return input
     return Dropout(p)(input)
-
-
-def integer_indices(indices, like, op, what):
-    """``indices`` (a Tensor, a device array, a list or a NumPy array) as an integer array on
-    the device of the tensor ``like``. Host data is copied over explicitly; a Tensor on another
-    device is an error, as for every op."""
-    if isinstance(indices, Tensor):
-        if indices.device is not like.device:
-            raise RuntimeError(f"{op}: {what} are on device {indices.device.name} but the "
-                               f"tensor they index is on {like.device.name}; move them with .to()")
-        indices = indices.data
-    else:
-        try:
-            source = backend.device_of(indices)
-        except TypeError:  # a list or a Python int: host data
-            indices, source = np.asarray(indices), backend.CPU
-        indices = backend.move(indices, like.device) if source is backend.CPU else indices
-        if backend.device_of(indices) is not like.device:
-            raise RuntimeError(f"{op}: {what} are on device {source.name} but the tensor they "
-                               f"index is on {like.device.name}")
-    if indices.dtype.kind not in "iu":
-        raise TypeError(f"{op}: {what} must be integers, got dtype {indices.dtype}")
-    return indices
-
-
-def check_index_range(indices, size, op, what):
-    """Raise ``IndexError`` unless every index lies in [0, size)."""
-    if indices.size == 0:
-        return
-    xp = backend.get_array_module(indices)
-    low, high = backend.to_numpy(xp.stack([indices.min(), indices.max()])).tolist()  # one read
-    if low < 0 or high >= size:
-        raise IndexError(f"{op}: {what} must lie in [0, {size}), got values from {low} to {high}")

@@ -15,7 +15,7 @@ LayerNorm does (see ``backend.accumulation_dtype``).
 """
 from .. import backend
 from ..autograd import Function, Tensor
-from .shape import _axis
+from .support import wrap_dim
 
 
 def _standardize(x, mean, var, eps):
@@ -228,7 +228,7 @@ def normalize(input, p=2.0, dim=1, eps=1e-12):
     """``input / max(||input||_p, eps)`` along ``dim``: unit vectors (``torch.nn.functional``)."""
     if not 1 <= p < float("inf"):
         raise ValueError(f"normalize: p must be a finite number >= 1, got {p}")
-    return Normalize(p, _axis(dim, input.ndim, "normalize"), eps)(input)
+    return Normalize(p, wrap_dim(dim, input.ndim, "normalize"), eps)(input)
 
 
 def _check_params(op, shape, **params):

@@ -4,6 +4,7 @@ concatenation. Their backward moves the gradient back the same way, so each one 
 """
 from .. import backend
 from ..autograd import Function, Tensor
+from .support import wrap_dim
 
 
 class Reshape(Function):
@@ -127,12 +128,6 @@ def _shape_args(shape):
     return tuple(shape)
 
 
-def _axis(dim, ndim, op):
-    if not -ndim <= dim < max(ndim, 1):
-        raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
-    return dim % max(ndim, 1)
-
-
 def reshape(x, *shape):
     shape = _shape_args(shape)
     size = 1
@@ -148,7 +143,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     """Merge the axes start_dim..end_dim into one (``torch.flatten``)."""
     if x.ndim == 0:
         return reshape(x, 1)
-    start, end = _axis(start_dim, x.ndim, "flatten"), _axis(end_dim, x.ndim, "flatten")
+    start, end = wrap_dim(start_dim, x.ndim, "flatten"), wrap_dim(end_dim, x.ndim, "flatten")
     merged = 1
     for n in x.shape[start:end + 1]:
         merged *= n
@@ -160,14 +155,14 @@ def transpose(x, *dims):
     permutation it permutes like NumPy (``x.T`` reverses all axes)."""
     if len(dims) == 2:
         axes = list(range(x.ndim))
-        a, b = _axis(dims[0], x.ndim, "transpose"), _axis(dims[1], x.ndim, "transpose")
+        a, b = wrap_dim(dims[0], x.ndim, "transpose"), wrap_dim(dims[1], x.ndim, "transpose")
         axes[a], axes[b] = axes[b], axes[a]
         return Transpose(tuple(axes))(x)
     return permute(x, *(dims or reversed(range(x.ndim))))
 
 
 def permute(x, *dims):
-    dims = tuple(_axis(d, x.ndim, "permute") for d in _shape_args(dims))
+    dims = tuple(wrap_dim(d, x.ndim, "permute") for d in _shape_args(dims))
     if sorted(dims) != list(range(x.ndim)):
         raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} axes of a "
                          f"tensor of shape {x.shape}")
@@ -183,14 +178,14 @@ def broadcast_to(x, *shape):
 
 def unsqueeze(x, dim):
     """Insert a size-1 axis at ``dim`` (-ndim - 1 <= dim <= ndim, as in PyTorch)."""
-    dim = _axis(dim, x.ndim + 1, "unsqueeze")
+    dim = wrap_dim(dim, x.ndim + 1, "unsqueeze")
     return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
 
 
 def squeeze(x, dim=None):
     if dim is None:
         return reshape(x, tuple(n for n in x.shape if n != 1))
-    dim = _axis(dim, x.ndim, "squeeze")
+    dim = wrap_dim(dim, x.ndim, "squeeze")
     if x.shape[dim] != 1:
         return x
     return reshape(x, x.shape[:dim] + x.shape[dim + 1:])
@@ -211,7 +206,7 @@ def cat(tensors, dim=0):
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
     ndim = tensors[0].ndim
-    axis = _axis(dim, ndim, "cat")
+    axis = wrap_dim(dim, ndim, "cat")
     for t in tensors:
         if t.ndim != ndim or t.shape[:axis] + t.shape[axis + 1:] != \
                 tensors[0].shape[:axis] + tensors[0].shape[axis + 1:]:
@@ -228,14 +223,14 @@ def stack(tensors, dim=0):
     if len({t.shape for t in tensors}) != 1:
         raise ValueError(f"stack: all tensors must have one shape, got "
                          f"{[t.shape for t in tensors]}")
-    axis = _axis(dim, tensors[0].ndim + 1, "stack")
+    axis = wrap_dim(dim, tensors[0].ndim + 1, "stack")
     return cat([unsqueeze(t, axis) for t in tensors], axis)
 
 
 def split(x, split_size_or_sections, dim=0):
     """``torch.split``: pieces of ``split_size`` each (the last may be smaller), or of the
     listed sizes. Returns a tuple of tensors."""
-    axis = _axis(dim, x.ndim, "split")
+    axis = wrap_dim(dim, x.ndim, "split")
     length = x.shape[axis]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections

@@ -1,16 +1,18 @@
 """CLIP's networks, built from ``miniclip.nn``. Read in this order:
 
-* ``transformer.py``  the pre-LN residual attention block and the transformer (both towers)
-* ``text.py``         the text encoder: embeddings, causal transformer, pooling at end-of-text
-* ``vit.py``          the Vision Transformer image tower
-* ``resnet.py``       the modified ResNet image tower and its attention pooling
-* ``clip.py``         ``CLIP`` (both towers and the temperature) and ``build_model``
-* ``configs.py``      the released configurations, teaching presets and ``create_model``
+* ``transformer.py``       the pre-LN residual attention block and the transformer (both towers)
+* ``text_transformer.py``  the text encoder: embeddings, causal transformer, pooling at EOT
+* ``vit.py``               the Vision Transformer image tower
+* ``resnet.py``            the modified ResNet image tower and its attention pooling
+* ``clip.py``              ``CLIP`` (both towers and the temperature) and ``build_model``
+* ``configs.py``           the released configurations, teaching presets and ``create_model``
+* ``pretrained.py``        ``load``: a released or saved CLIP and its preprocessing
 """
-from .clip import CLIP, build_model, infer_config
-from .configs import (RELEASED_CONFIGS, TINY_CONFIGS, available_configs, create_model,
-                      get_config)
+from .clip import CLIP, build_model, infer_config, vision_kind
+from .configs import (MINICLIP_VOCAB_SIZE, RELEASED_CONFIGS, TINY_CONFIGS, available_configs,
+                      create_model, get_config)
+from .pretrained import load
 from .resnet import AttentionPool2d, Bottleneck, ModifiedResNet
-from .text import TextTransformer, causal_mask
+from .text_transformer import TextTransformer, causal_mask
 from .transformer import ResidualAttentionBlock, Transformer
 from .vit import VisionTransformer

@@ -20,8 +20,18 @@ from .. import functional as F
 from .. import nn
 from ..autograd import Tensor
 from .resnet import ModifiedResNet
-from .text import TextTransformer
+from .text_transformer import TextTransformer
 from .vit import VisionTransformer
+
+
+def vision_kind(vision_layers):
+    """The kind of image tower a configuration builds: ``"resnet"`` for a tuple (or list) of
+    four stage depths, ``"vit"`` for a number of transformer layers.
+
+    This is the one place that rule is written: ``CLIP`` builds its tower by it,
+    ``CLIP.vision_kind`` reports it, and the training recipe picks Adam's β and ε by it.
+    """
+    return "resnet" if isinstance(vision_layers, (tuple, list)) else "vit"
 
 
 class CLIP(TextTransformer):
@@ -33,8 +43,14 @@ class CLIP(TextTransformer):
     (every head has 64 features): ``transformer_width // 64`` for the text, ``vision_width
     // 64`` for a ViT and ``32 * vision_width // 64`` for the ResNet's attention pool.
 
-    The text tower's parameters sit at the top level, as in the checkpoints, because CLIP
-    *is* a ``TextTransformer`` (see ``text.py``); the image tower is ``visual``.
+    Why CLIP *is* its text tower but *has* its image tower: the two towers are symmetric in
+    the model, but not in OpenAI's checkpoints, whose names this model must reproduce
+    exactly so that released weights load. The image tower's parameters live under
+    ``visual.``, the text tower's at the top level (``token_embedding.weight``,
+    ``positional_embedding``, ``transformer.resblocks.*``, ``ln_final.*``,
+    ``text_projection``), beside ``logit_scale``. Holding the text tower as an attribute
+    would prefix those names, so CLIP subclasses ``TextTransformer`` instead, which puts its
+    parameters at the top level; the image tower is the attribute ``visual``.
     """
 
     def __init__(self, embed_dim, image_resolution, vision_layers, vision_width,
@@ -50,7 +66,7 @@ class CLIP(TextTransformer):
             context_length=context_length, vocab_size=vocab_size,
             transformer_width=transformer_width, transformer_heads=transformer_heads,
             transformer_layers=transformer_layers)
-        if isinstance(vision_layers, tuple):
+        if self.vision_kind == "resnet":
             heads = vision_width * 32 // 64
             _check_heads(heads, f"the ResNet's attention pool (32 * vision_width = "
                                 f"{32 * vision_width})")
@@ -66,6 +82,11 @@ class CLIP(TextTransformer):
                                             output_dim=embed_dim)
         # log(1 / 0.07): the temperature 0.07 of the paper, learned as a log so it stays > 0.
         self.logit_scale = nn.Parameter(np.array(np.log(1 / 0.07), dtype=np.float32))
+
+    @property
+    def vision_kind(self):
+        """``"vit"`` or ``"resnet"``: which image tower ``visual`` is (see ``vision_kind``)."""
+        return vision_kind(self.config["vision_layers"])
 
     @property
     def dtype(self):
@@ -136,7 +157,8 @@ NON_STATE_KEYS = ("input_resolution", "context_length", "vocab_size")
 
 def infer_config(state_dict):
     """The constructor arguments of ``CLIP`` for a state dict, read off key names and
-    shapes exactly as OpenAI's ``build_model`` does (spec section 1.1)."""
+    shapes exactly as OpenAI's ``build_model`` does (``docs/reference.md``, "Configuration
+    from a state dict")."""
     def shape(key):
         if key not in state_dict:
             raise KeyError(f"build_model: the state dict has no {key!r} entry, which is needed "
@@ -182,7 +204,7 @@ def build_model(state_dict):
     """A ``CLIP`` in eval mode, float32, on the CPU, holding the weights of ``state_dict``.
 
     ``state_dict`` maps OpenAI's names to arrays (NumPy, any device, or Tensors), e.g.
-    from ``miniclip.checkpoint.load_state_dict``. The configuration is inferred from the
+    from ``miniclip.weights.load_state_dict``. The configuration is inferred from the
     names and shapes (``infer_config``); the scalar entries ``input_resolution``,
     ``context_length`` and ``vocab_size`` of released files are ignored, and BatchNorm's
     ``num_batches_tracked`` may be absent. Every other key must match the model exactly:

@@ -15,7 +15,7 @@ A ResNet-50-style network (He et al., 2016) with three changes OpenAI made:
 With base width ``w`` the four stages have ``w, 2w, 4w, 8w`` planes and output
 ``4w, 8w, 16w, 32w`` channels (expansion 4), and each halves the resolution except the
 first, so a ``R x R`` image ends as a ``32w``-channel map of ``R/32 x R/32``. Parameters
-live under ``visual.``; see the spec, section 2.4, for the full list.
+live under ``visual.``; ``docs/reference.md``, "Parameter names and shapes", has the full list.
 """
 import collections
 

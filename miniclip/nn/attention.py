@@ -37,7 +37,7 @@ from .. import functional as F
 from ..autograd import Tensor
 from . import init
 from .layers import Linear
-from .module import Module, _as_array
+from .module import Module, as_array
 
 
 def scaled_dot_product_attention(q, k, v, attn_mask=None, need_weights=False):
@@ -66,7 +66,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, need_weights=False):
 def _additive_mask(mask, scores):
     """The mask as a constant tensor on the scores' device and dtype; a boolean mask
     becomes 0 where attending is allowed and -inf where it is not."""
-    array = _as_array(mask)  # a Tensor's array, a device array, or a list as NumPy
+    array = as_array(mask)  # a Tensor's array, a device array, or a list as NumPy
     # A mask kept elsewhere is copied over (keep it on the model's device, e.g. as a
     # buffer, to avoid one copy per call).
     array = backend.move(array, scores.device)

@@ -258,7 +258,7 @@ class Module:
         ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
         own = collections.OrderedDict(self._named_state())
-        values = {name: _as_array(value) for name, value in state_dict.items()}
+        values = {name: as_array(value) for name, value in state_dict.items()}
         optional = {key for key in own if _last_part(key) in self._optional_keys_of(key)}
         missing = [key for key in own if key not in values and key not in optional]
         unexpected = [key for key in values if key not in own]
@@ -379,7 +379,7 @@ def _indent_after_first_line(text, spaces):
     return text.replace("\n", "\n" + " " * spaces)
 
 
-def _as_array(value):
+def as_array(value):
     """The array inside a Tensor, a device array as it is, anything else via NumPy."""
     if isinstance(value, Tensor):
         return value.data
@@ -394,7 +394,7 @@ def _as_buffer(value):
     """Buffers are stored as tensors that never require grad (None stays None)."""
     if value is None:
         return None
-    return Tensor(_as_array(value))
+    return Tensor(as_array(value))
 
 
 class Sequential(Module):

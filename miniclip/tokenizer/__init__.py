@@ -2,7 +2,7 @@
 
 Read the modules in this order:
 
-* ``text``: clean-up, pre-tokenisation and the byte -> character mapping;
+* ``pretokenizer``: clean-up, pre-tokenisation and the byte -> character mapping;
 * ``bpe``: merging symbol pairs, and learning which pairs to merge;
 * ``bpe_tokenizer``: :class:`BPETokenizer`, which puts them together (encode,
   decode, the padded batch call, training, merges files);
@@ -17,7 +17,7 @@ Quick start::
 
 from .bpe_tokenizer import BPETokenizer
 from .pretrained import default_tokenizer, load_tokenizer, tokenize
-from .text import clean_text, pretokenize
+from .pretokenizer import clean_text, pretokenize
 
 __all__ = [
     "BPETokenizer",

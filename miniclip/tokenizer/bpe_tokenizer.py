@@ -24,7 +24,7 @@ from collections import Counter
 import numpy as np
 
 from .bpe import apply_merges, learn_merges
-from .text import (
+from .pretokenizer import (
     CHAR_TO_BYTE,
     END_OF_TEXT,
     END_OF_WORD,

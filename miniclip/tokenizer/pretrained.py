@@ -13,7 +13,7 @@ from .bpe_tokenizer import BPETokenizer
 CLIP_NUM_MERGES = 49152 - 256 - 2
 
 #: The vocabulary miniclip ships, built by ``scripts/build_default_vocab.py``.
-DEFAULT_VOCAB_PATH = Path(__file__).resolve().parent.parent / "assets" / "miniclip_bpe_4096.txt.gz"
+DEFAULT_VOCAB_PATH = Path(__file__).resolve().parent / "assets" / "miniclip_bpe_4096.txt.gz"
 
 OPENAI_MERGES_FILE = "bpe_simple_vocab_16e6.txt.gz"
 OPENAI_MERGES_URL = "https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz"

@@ -134,7 +134,7 @@ print("same as one head at a time:", np.allclose(together.numpy(), F.cat(one_by_
 # $0 \ldots i$. An **additive mask** does this: 0 where attending is allowed and $-\infty$
 # where it is not, added to the scores before the softmax. Since $e^{-\infty} = 0$, the
 # masked keys get weight exactly 0 and the remaining weights still sum to 1.
-# `causal_mask(L)` in `miniclip/models/text.py` makes it.
+# `causal_mask(L)` in `miniclip/models/text_transformer.py` makes it.
 
 # %%
 print(causal_mask(5))

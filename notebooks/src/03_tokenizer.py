@@ -12,7 +12,7 @@
 #
 # Then every row gets a start and an end token and is padded to 77 ids.
 #
-# The code: `miniclip/tokenizer/text.py` (steps 1–3), `bpe.py` (merging and learning
+# The code: `miniclip/tokenizer/pretokenizer.py` (steps 1–3), `bpe.py` (merging and learning
 # merges), `bpe_tokenizer.py` (the `BPETokenizer` class: train, encode, decode, the padded
 # batch call, merges files) and `pretrained.py` (the shipped vocabulary and OpenAI's).
 
@@ -25,7 +25,7 @@ import numpy as np
 import miniclip
 from miniclip.tokenizer import clean_text, default_tokenizer, pretokenize
 from miniclip.tokenizer.bpe import apply_merges, learn_merges, merge_pair
-from miniclip.tokenizer.text import BYTE_TO_CHAR, word_symbols
+from miniclip.tokenizer.pretokenizer import BYTE_TO_CHAR, word_symbols
 
 # %% [markdown]
 # ## 1. Clean-up
@@ -197,8 +197,8 @@ for text in ["A red circle.", "a hexagon"]:
 # (`BPETokenizer.__call__`) writes each row as the start id, the text's ids, the end id,
 # then zeros up to `context_length` (77 in every released CLIP). `miniclip.tokenize` does
 # this with **miniclip's own vocabulary** of 4,096 ids, shipped in
-# `miniclip/assets/` and built by `scripts/build_default_vocab.py` from generated captions
-# and English text from Python's standard library.
+# `miniclip/tokenizer/assets/` and built by `scripts/build_default_vocab.py` from generated
+# captions and English text from Python's standard library.
 
 # %%
 tokenizer = default_tokenizer()
@@ -211,7 +211,7 @@ print("start id", tokenizer.sot_token_id, "| end id", tokenizer.eot_token_id)
 # %% [markdown]
 # The end token has the **largest** id in the vocabulary. That is deliberate: the text tower
 # takes its output at each row's end token and finds it with `argmax` over the row
-# (`TextTransformer.encode_text` in `miniclip/models/text.py`). The padding id 0 is also
+# (`TextTransformer.encode_text` in `miniclip/models/text_transformer.py`). The padding id 0 is also
 # the id of the token "!"; that is harmless because the causal mask stops padding, which
 # comes after the end token, from influencing it.
 #

@@ -6,7 +6,7 @@
 # * an **image tower**: either a Vision Transformer (`miniclip/models/vit.py`,
 #   `VisionTransformer`) or a modified ResNet (`miniclip/models/resnet.py`,
 #   `ModifiedResNet`);
-# * a **text tower**: a causal transformer over token ids (`miniclip/models/text.py`,
+# * a **text tower**: a causal transformer over token ids (`miniclip/models/text_transformer.py`,
 #   `TextTransformer`), covered in `02_attention.ipynb` and `03_tokenizer.ipynb`.
 #
 # This notebook follows an image through both image towers with real shapes, counts the
@@ -24,7 +24,7 @@ import miniclip.functional as F
 from miniclip import CLIP, Preprocess, Tensor, create_model, nn, no_grad
 from miniclip.data import SyntheticShapes
 from miniclip.models import RELEASED_CONFIGS, ModifiedResNet
-from miniclip.preprocess import MEAN, STD, center_crop, resize_shorter_side, to_normalized_array
+from miniclip.data.preprocess import MEAN, STD, center_crop, resize_shorter_side, to_normalized_array
 
 miniclip.manual_seed(0)
 
@@ -322,7 +322,7 @@ plt.show()
 # ## What `preprocess` does to a picture
 #
 # A model only works on images prepared exactly the way its training images were.
-# `miniclip/preprocess.py` reproduces OpenAI's pipeline (`Preprocess`):
+# `miniclip/data/preprocess.py` reproduces OpenAI's pipeline (`Preprocess`):
 #
 # 1. **resize** so the *shorter* side is $n_{px}$, keeping the aspect ratio (bicubic);
 # 2. **centre crop** to $n_{px} \times n_{px}$: whatever sticks out on the long side is lost;

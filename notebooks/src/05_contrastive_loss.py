@@ -13,8 +13,9 @@
 # 5. AdamW and the warm-up + cosine learning-rate schedule;
 # 6. one mixed-precision step with dynamic loss scaling.
 #
-# The code: `miniclip/loss.py` (the loss and the temperature), `miniclip/optim.py`
-# (AdamW, parameter groups, schedule), `miniclip/amp.py` (mixed precision).
+# The code: `miniclip/training/loss.py` (the loss and the temperature), `miniclip/optim.py`
+# (AdamW, schedule), `miniclip/training/recipe.py` (the paper's parameter groups and Adam
+# settings), `miniclip/amp.py` (mixed precision).
 
 # %%
 import matplotlib.pyplot as plt
@@ -25,9 +26,10 @@ import miniclip.functional as F
 from miniclip import CLIP, Tensor, create_model, no_grad
 from miniclip.amp import GradScaler, float16_parameters, mixed_precision_step
 from miniclip.data import CLIPCollate, SyntheticShapes
-from miniclip.loss import (LOGIT_SCALE_INIT, LOGIT_SCALE_MAX, clamp_logit_scale_, clip_loss,
+from miniclip.training.loss import (LOGIT_SCALE_INIT, LOGIT_SCALE_MAX, clamp_logit_scale_, clip_loss,
                            clip_loss_from_features)
-from miniclip.optim import AdamW, WarmupCosine, clip_optimizer, clip_param_groups
+from miniclip.optim import AdamW, WarmupCosine
+from miniclip.training.recipe import paper_optimizer, paper_param_groups
 
 miniclip.manual_seed(0)
 rng = np.random.default_rng(0)
@@ -55,7 +57,7 @@ rng = np.random.default_rng(0)
 # `axis=1` takes the softmax along each row ("which text is this image's?") and `axis=0`
 # along each column ("which image is this text's?").
 #
-# `clip_loss_from_features` in `miniclip/loss.py` is that code line for line, with the same
+# `clip_loss_from_features` in `miniclip/training/loss.py` is that code line for line, with the same
 # names. To try it we need features in which pair $k$ has something in common. Here each
 # pair shares a hidden 8-dimensional "content" vector $z_k$ that the image and the text
 # features express through different random linear maps, plus plenty of noise of their
@@ -293,19 +295,19 @@ plt.show()
 # CLIP is trained with **AdamW**: Adam's per-parameter step sizes plus *decoupled* weight
 # decay, $w \leftarrow w - \eta\lambda w$ applied directly to the weights rather than added to
 # the gradient (where Adam's normalisation would change its strength). The paper decays
-# "all weights that are not gains or biases" with $\lambda = 0.2$. `clip_param_groups`
+# "all weights that are not gains or biases" with $\lambda = 0.2$. `paper_param_groups`
 # draws that line by shape: tensors with 2 or more dimensions decay, vectors and scalars
 # (biases, LayerNorm gains, `logit_scale`, the ViT class embedding) do not.
 
 # %%
 model = create_model("tiny-vit")
-for group in clip_param_groups(model, weight_decay=0.2):
+for group in paper_param_groups(model, weight_decay=0.2):
     names = group["names"]
     print(f"weight_decay={group['weight_decay']}: {len(names)} tensors, "
           f"{sum(p.size for p in group['params']):,} numbers, e.g. {names[:2] + names[-2:]}")
 
 # %% [markdown]
-# `clip_optimizer(model, lr, tower)` builds AdamW over those two groups with the paper's
+# `paper_optimizer(model, lr, tower)` (`tower` is `model.vision_kind`) builds AdamW over those two groups with the paper's
 # $\beta$ and $\epsilon$ for the image tower (ViT: $\beta_2 = 0.98$, $\epsilon = 10^{-6}$;
 # ResNet: $0.999$, $10^{-8}$). The learning rate follows `WarmupCosine`: a linear
 # **warm-up** from near 0 to the peak (Adam's second-moment estimates are noisy during the
@@ -315,7 +317,7 @@ for group in clip_param_groups(model, weight_decay=0.2):
 # number).
 
 # %%
-optimizer = clip_optimizer(model, lr=5e-4, tower="vit")
+optimizer = paper_optimizer(model, lr=5e-4, tower="vit")
 print("Adam settings:", {k: optimizer.param_groups[0][k] for k in ("betas", "eps")})
 schedule = WarmupCosine(optimizer, warmup_steps=100, total_steps=1000)
 steps = np.arange(1100)
@@ -367,7 +369,7 @@ collate = CLIPCollate.for_model(image_size=16, context_length=16)
 images, tokens = collate([SyntheticShapes(8, image_size=16)[i] for i in range(8)])
 images, tokens = Tensor(images), Tensor(tokens)
 
-optimizer = clip_optimizer(micro, lr=1e-3, tower="vit")
+optimizer = paper_optimizer(micro, lr=1e-3, tower="vit")
 scaler = GradScaler(init_scale=2.0 ** 16)
 for step in range(8):
     scale_used = scaler.get_scale()

@@ -21,8 +21,9 @@ import miniclip
 from miniclip import Tensor, create_model
 from miniclip.data import (COLOURS, POSITIONS, SHAPES, SIZES, ArrayDataset, CLIPCollate, DataLoader,
                            SyntheticShapes, stack_fields)
-from miniclip.loss import clamp_logit_scale_, clip_loss
-from miniclip.optim import WarmupCosine, clip_grad_norm_, clip_optimizer
+from miniclip.training.loss import clamp_logit_scale_, clip_loss
+from miniclip.optim import WarmupCosine, clip_grad_norm_
+from miniclip.training.recipe import paper_optimizer
 from miniclip.train import trim_padding
 from miniclip.zeroshot import (accuracy, encode_images, encode_texts, similarity_matrix,
                                zero_shot_classifier, zero_shot_predict)
@@ -35,7 +36,7 @@ miniclip.manual_seed(SEED)
 # %% [markdown]
 # ## The data
 #
-# `SyntheticShapes` (`miniclip/data.py`) draws each picture on the fly from a seed: one
+# `SyntheticShapes` (`miniclip/data/synthetic.py`) draws each picture on the fly from a seed: one
 # shape (circle, square, triangle, cross, diamond) in one of six colours, small or large, at
 # one of four positions, on a noisy background. The caption always names the colour and the
 # shape and, each half of the time, the size and the position. Nothing is downloaded, and
@@ -129,7 +130,7 @@ print(f"zero-shot accuracy before training: {before:.1%} (chance {1 / 30:.1%})")
 
 # %%
 model.train()
-optimizer = clip_optimizer(model, PEAK_LR, tower="vit")
+optimizer = paper_optimizer(model, PEAK_LR, tower="vit")
 schedule = WarmupCosine(optimizer, WARMUP, STEPS)
 batches = loader.batches()
 log = {"loss": [], "scale": []}
@@ -265,6 +266,6 @@ plt.show()
 #
 # * Raise `STEPS` to 600 (about twice the time) and compare the confusion matrices.
 # * Train the ResNet tower: `create_model("tiny-rn")` and `tower="resnet"` in
-#   `clip_optimizer` (64×64 images: set `image_size=64` in both datasets).
+#   `paper_optimizer` (64×64 images: set `image_size=64` in both datasets).
 # * Remove the temperature clip or freeze it (`model.logit_scale.requires_grad = False`
 #   before building the optimiser) and watch the loss curve.

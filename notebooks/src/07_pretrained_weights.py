@@ -13,9 +13,9 @@
 # 4. what `load("ViT-B/32")` does to download and verify a real model (not run here);
 # 5. why loading a `.pt` file with `pickle` would be dangerous, and how miniclip avoids it.
 #
-# The code: `miniclip/checkpoint.py` (readers and writers), `miniclip/hub.py` (downloads),
+# The code: `miniclip/weights/` (file formats, Hugging Face names, downloads),
 # `miniclip/models/clip.py` (`build_model`, which infers the architecture from the weights)
-# and `miniclip/api.py` (`load`).
+# and `miniclip/models/pretrained.py` (`load`).
 
 # %%
 import hashlib
@@ -31,8 +31,8 @@ from collections import Counter
 import numpy as np
 
 import miniclip
-from miniclip import CLIP, hub, no_grad
-from miniclip.checkpoint import save_safetensors
+from miniclip import CLIP, no_grad
+from miniclip.weights import hub, save_safetensors
 from miniclip.models import infer_config
 
 miniclip.manual_seed(0)
@@ -64,7 +64,7 @@ for name in list(header)[:3]:
     print(f"  {name}: {header[name]}")
 
 # %% [markdown]
-# `miniclip.load(path)` reads any supported file (`checkpoint.load_state_dict` recognises the
+# `miniclip.load(path)` reads any supported file (`weights.load_state_dict` recognises the
 # format from the first bytes, not from the file name), works out the architecture from the
 # names and shapes of the weights (`infer_config`: e.g. the number of transformer blocks is the
 # number of distinct `transformer.resblocks.{i}` prefixes), builds the model, loads the
@@ -142,7 +142,7 @@ for stem in ("vit_micro_jit", "rn_micro_jit"):
 # The `transformers` library stores CLIP as a folder with `config.json` and
 # `model.safetensors` (or `pytorch_model.bin`), under its own parameter names
 # (`vision_model.encoder.layers.0.self_attn.q_proj.weight`, ...). `miniclip.load` recognises the
-# folder and renames the weights to OpenAI's (`checkpoint.convert_hf_state_dict`, which
+# folder and renames the weights to OpenAI's (`weights.convert_hf_state_dict`, which
 # also packs the separate q, k, v projections into one `in_proj_weight`). The fixture
 # folder holds the same weights as `vit_micro_jit.pt`, so the features agree.
 
@@ -159,7 +159,7 @@ print(sorted(os.listdir(os.path.join(FIXTURES, "vit_micro_hf"))), "| max differe
 # ## 4. Real weights: `load("ViT-B/32")`
 #
 # Given a model name instead of a path, `miniclip.load` first downloads the file
-# (`miniclip/hub.py`, `download`). **Not run here** (the course environment has no network,
+# (`miniclip/weights/hub.py`, `download`). **Not run here** (the course environment has no network,
 # and ViT-B/32 is about 340 MB); the recipe is:
 #
 # ```python
@@ -213,7 +213,7 @@ pickle.loads(evil_bytes)
 
 # %% [markdown]
 # The call ran as a side effect of *loading*. miniclip never lets a pickle do that.
-# `checkpoint._RestrictedUnpickler` overrides `find_class`, the method through which every
+# `weights.formats._RestrictedUnpickler` overrides `find_class`, the method through which every
 # `GLOBAL` is resolved: only the handful of names that describe tensors and containers are
 # allowed (`_ALLOWED_GLOBALS`), and even those are replaced by miniclip's own small
 # functions (e.g. `_rebuild_tensor`, which builds a NumPy array after checking that the

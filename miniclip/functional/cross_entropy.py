@@ -1,8 +1,8 @@
-"""Loss functions: cross_entropy (softmax + negative log-likelihood in one op)."""
+"""cross_entropy: softmax and negative log-likelihood in one op (the loss of a classifier;
+CLIP's contrastive loss, ``miniclip/training/loss.py``, is built from it)."""
 from .. import backend
 from ..autograd import Function
-from .activation import _log_softmax
-from .layers import check_index_range, integer_indices
+from .support import check_index_range, integer_indices, stable_log_softmax
 
 
 class CrossEntropy(Function):
@@ -20,7 +20,7 @@ class CrossEntropy(Function):
 
     def forward(self, logits):
         xp = backend.get_array_module(logits)
-        self.log_probs = _log_softmax(logits, axis=1)            # [N, C]
+        self.log_probs = stable_log_softmax(logits, axis=1)      # [N, C]
         self.rows = xp.arange(logits.shape[0])
         picked = self.log_probs[self.rows, self.labels]          # [N]
         return (-picked.mean()).astype(logits.dtype)

@@ -1,4 +1,4 @@
-"""Tests for miniclip.checkpoint: reading and writing state dicts without PyTorch.
+"""Tests for miniclip.weights: reading and writing state dicts without PyTorch.
 
 The PyTorch and Hugging Face files in tests/fixtures/ were made by
 scripts/make_checkpoint_fixtures.py, together with the state dict PyTorch
@@ -16,7 +16,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from miniclip.checkpoint import (
+from miniclip.weights import (
     convert_hf_state_dict,
     load_safetensors,
     load_state_dict,

@@ -1,10 +1,7 @@
-"""Read and write CLIP weights as plain NumPy state dicts, without PyTorch.
+"""The file formats CLIP weights come in, read (and written) without PyTorch.
 
-A *state dict* here is a ``dict[str, numpy.ndarray]`` that uses the parameter
-names of OpenAI's reference code, e.g. ``visual.conv1.weight``,
-``transformer.resblocks.0.attn.in_proj_weight`` or ``logit_scale``.
-
-:func:`load_state_dict` recognises a file by its contents, not by its name:
+Each reader returns a *state dict*: a ``dict[str, numpy.ndarray]`` with the names the file
+holds. ``read_weights_file`` recognises a file by its contents, not by its name:
 
 * OpenAI's released ``.pt`` files.  They are TorchScript archives: zip files
   holding ``data.pkl``, a pickle of the module tree whose tensors point at raw
@@ -13,42 +10,30 @@ names of OpenAI's reference code, e.g. ``visual.conv1.weight``,
   pickled dict of tensors instead of a module tree.
 * ``.npz`` files, e.g. written by :func:`save_npz`.
 * ``.safetensors`` files, e.g. written by :func:`save_safetensors`.
-* Hugging Face ``transformers`` CLIP checkpoints: a folder with
-  ``config.json`` and ``model.safetensors`` (or ``pytorch_model.bin``), or one
-  of those weight files alone.  Their names are translated to OpenAI's.
+
+(Hugging Face folders and names are ``huggingface.py``'s job; ``loading.py`` puts the
+two together.)
 
 Pickle files can run arbitrary code when loaded with ``pickle.load``.  We never
 do that: :class:`_RestrictedUnpickler` only lets a pickle refer to the handful
 of names that describe tensors and containers, and never calls the real
 PyTorch functions behind those names.
-
-Floating-point tensors are converted to float32 on load (the released files
-store most weights as float16).  Integer tensors, such as BatchNorm's
-``num_batches_tracked`` counter, keep their integer type.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
 import pickle
-import re
-import secrets
 import struct
 import zipfile
 
 import numpy as np
 
-__all__ = [
-    "load_state_dict",
-    "load_safetensors",
-    "save_safetensors",
-    "save_npz",
-    "convert_hf_state_dict",
-    "atomic_write",
-]
+from ..fileio import atomic_write
+
+__all__ = ["load_safetensors", "read_weights_file", "save_npz", "save_safetensors"]
 
 
 # --------------------------------------------------------------------------
@@ -93,48 +78,6 @@ def _decode_buffer(buffer, dtype_name: str) -> np.ndarray:
     if dtype_name == "BF16":
         flat = _bfloat16_to_float32(flat)
     return flat
-
-
-def _to_float32(state_dict: dict) -> dict[str, np.ndarray]:
-    """Convert every floating-point array to float32; leave integer ones alone."""
-    return {
-        name: value.astype(np.float32, copy=False)
-        if np.issubdtype(value.dtype, np.floating)
-        else value
-        for name, value in state_dict.items()
-    }
-
-
-# --------------------------------------------------------------------------
-# Writing files safely
-# --------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_write(path):
-    """Open ``path`` for binary writing so that it appears complete or not at all.
-
-    The data goes to a temporary file in the same folder, which replaces
-    ``path`` only once the ``with`` block has finished without error.  If
-    anything goes wrong (a bad array, a full disk, Ctrl-C) the temporary file
-    is deleted and an existing file at ``path`` is left untouched.  The
-    temporary file must be in the same folder because ``os.replace`` is only
-    atomic within one file system.
-    """
-    path = os.fspath(path)
-    temporary = f"{path}.{secrets.token_hex(4)}.tmp"
-    try:
-        # "x" refuses to overwrite: the random suffix should never collide.
-        with open(temporary, "xb") as file:
-            yield file
-            # Make sure the bytes are on disk before the file gets its name.
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
 
 
 # --------------------------------------------------------------------------
@@ -478,142 +421,11 @@ def _unwrap_state_dict(saved, path: str) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------
-# Hugging Face transformers checkpoints
-# --------------------------------------------------------------------------
-# transformers' CLIPModel holds the same numbers as OpenAI's CLIP under
-# different names.  Three differences are more than a rename:
-# * attention: HF has separate q_proj/k_proj/v_proj; OpenAI (PyTorch's
-#   nn.MultiheadAttention) stacks them as rows [q; k; v] of in_proj_weight.
-# * projections: HF stores them as nn.Linear weights [out, in], applied as
-#   x @ W.T; OpenAI stores the matrix [in, out] itself, applied as x @ P.
-# * position_ids: a buffer holding 0, 1, 2, ... that OpenAI's model doesn't need.
-
-# Names outside the transformer blocks.
-_HF_NAMES = {
-    "logit_scale": "logit_scale",
-    "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
-    "text_model.embeddings.position_embedding.weight": "positional_embedding",
-    "text_model.final_layer_norm.weight": "ln_final.weight",
-    "text_model.final_layer_norm.bias": "ln_final.bias",
-    "vision_model.embeddings.class_embedding": "visual.class_embedding",
-    "vision_model.embeddings.patch_embedding.weight": "visual.conv1.weight",
-    "vision_model.embeddings.position_embedding.weight": "visual.positional_embedding",
-    "vision_model.pre_layrnorm.weight": "visual.ln_pre.weight",  # "layrnorm" is HF's spelling
-    "vision_model.pre_layrnorm.bias": "visual.ln_pre.bias",
-    "vision_model.post_layernorm.weight": "visual.ln_post.weight",
-    "vision_model.post_layernorm.bias": "visual.ln_post.bias",
-}
-
-# The two projections, which are transposed as well as renamed.
-_HF_PROJECTIONS = {
-    "text_projection.weight": "text_projection",
-    "visual_projection.weight": "visual.proj",
-}
-
-# Names inside a block: "<tower>.encoder.layers.<i>.<part>.<weight|bias>".
-_HF_BLOCK_NAME = re.compile(r"(text_model|vision_model)\.encoder\.layers\.(\d+)\.(.+)\.(weight|bias)")
-_HF_TOWERS = {"text_model": "transformer.resblocks", "vision_model": "visual.transformer.resblocks"}
-_HF_BLOCK_PARTS = {
-    "layer_norm1": "ln_1",
-    "self_attn.out_proj": "attn.out_proj",
-    "layer_norm2": "ln_2",
-    "mlp.fc1": "mlp.c_fc",
-    "mlp.fc2": "mlp.c_proj",
-}
-_HF_QKV_PARTS = {"self_attn.q_proj": "q", "self_attn.k_proj": "k", "self_attn.v_proj": "v"}
-
-
-def _is_hf_state_dict(state_dict: dict) -> bool:
-    """HF CLIP checkpoints are recognised by the prefixes of their tower names."""
-    return any(name.startswith(("text_model.", "vision_model.")) for name in state_dict)
-
-
-def convert_hf_state_dict(hf_state_dict: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Translate a Hugging Face ``CLIPModel`` state dict to OpenAI's names.
-
-    Only ViT models exist in transformers' CLIP format.  Raises ``ValueError``
-    for a name it does not know, or for attention without all of q, k and v.
-    """
-    state_dict = {}
-    qkv = collections.defaultdict(dict)  # (block, "weight" | "bias") -> {"q": ..., "k": ..., "v": ...}
-    for name, value in hf_state_dict.items():
-        if name.endswith(".position_ids"):
-            continue
-        if name in _HF_NAMES:
-            state_dict[_HF_NAMES[name]] = value
-            continue
-        if name in _HF_PROJECTIONS:
-            state_dict[_HF_PROJECTIONS[name]] = np.ascontiguousarray(value.T)  # [E, W] -> [W, E]
-            continue
-        match = _HF_BLOCK_NAME.fullmatch(name)
-        if match is None:
-            raise ValueError(f"unrecognised name in a Hugging Face CLIP checkpoint: {name!r}")
-        tower, index, part, kind = match.groups()
-        block = f"{_HF_TOWERS[tower]}.{index}"
-        if part in _HF_QKV_PARTS:
-            qkv[block, kind][_HF_QKV_PARTS[part]] = value
-        elif part in _HF_BLOCK_PARTS:
-            state_dict[f"{block}.{_HF_BLOCK_PARTS[part]}.{kind}"] = value
-        else:
-            raise ValueError(f"unrecognised name in a Hugging Face CLIP checkpoint: {name!r}")
-
-    for (block, kind), parts in qkv.items():
-        missing = [letter for letter in "qkv" if letter not in parts]
-        if missing:
-            raise ValueError(f"{block}: attention {kind} has no {', '.join(missing)} projection")
-        # weights: 3 x [d, d] -> [3d, d]; biases: 3 x [d] -> [3d]
-        state_dict[f"{block}.attn.in_proj_{kind}"] = np.concatenate([parts["q"], parts["k"], parts["v"]])
-    return state_dict
-
-
-# The weight files a transformers folder may hold, in order of preference.
-_HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-# transformers' defaults for the config entries we check; config.json may
-# leave out entries that have their default value.
-_HF_CONFIG_DEFAULTS = {
-    "text_config": {"hidden_size": 512, "num_attention_heads": 8, "hidden_act": "quick_gelu"},
-    "vision_config": {"hidden_size": 768, "num_attention_heads": 12, "hidden_act": "quick_gelu"},
-}
-
-
-def _check_hf_config(config: dict, path: str) -> None:
-    """Refuse models that OpenAI's architecture cannot run.
-
-    The weights don't say which activation or how many attention heads a
-    model uses.  OpenAI's models use QuickGELU and 64-wide heads, and so does
-    miniclip, so other HF models (many LAION ones use GELU) would load
-    without complaint and then compute wrong features.
-    """
-    for tower, defaults in _HF_CONFIG_DEFAULTS.items():
-        settings = {**defaults, **config.get(tower, {})}
-        if settings["hidden_act"] != "quick_gelu":
-            raise ValueError(f"{path}: {tower} uses activation {settings['hidden_act']!r}; miniclip implements only 'quick_gelu'")
-        head_width = settings["hidden_size"] / settings["num_attention_heads"]
-        if head_width != 64:
-            raise ValueError(f"{path}: {tower} has attention heads of width {head_width:g}; miniclip assumes 64")
-
-
-def _load_hf_folder(folder: str) -> dict[str, np.ndarray]:
-    """Read a folder written by transformers' ``CLIPModel.save_pretrained``."""
-    config_path = os.path.join(folder, "config.json")
-    if not os.path.isfile(config_path):
-        raise FileNotFoundError(f"{folder} is a folder but has no config.json, so it is not a Hugging Face checkpoint")
-    with open(config_path, encoding="utf-8") as file:
-        _check_hf_config(json.load(file), config_path)
-    for weight_file in _HF_WEIGHT_FILES:
-        weight_path = os.path.join(folder, weight_file)
-        if os.path.isfile(weight_path):
-            return _read_weights_file(weight_path)
-    raise FileNotFoundError(f"{folder} has a config.json but no weights: looked for {' and '.join(_HF_WEIGHT_FILES)}")
-
-
-# --------------------------------------------------------------------------
-# Entry point
+# Any of them
 # --------------------------------------------------------------------------
 
 
-def _read_weights_file(path: str) -> dict[str, np.ndarray]:
+def read_weights_file(path: str) -> dict[str, np.ndarray]:
     """Read one weights file, recognising its format from its first bytes."""
     with open(path, "rb") as file:
         start = file.read(9)
@@ -639,25 +451,3 @@ def _read_weights_file(path: str) -> dict[str, np.ndarray]:
     if start.startswith(b"\x80"):  # pickle protocol 2+ opcode
         raise ValueError(f"{path}: a bare pickle, probably the legacy torch.save format of PyTorch < 1.6, which is not supported; expected {tried}")
     raise ValueError(f"{path}: unrecognised checkpoint format (first bytes {start!r}); expected {tried}")
-
-
-def load_state_dict(path) -> dict[str, np.ndarray]:
-    """Load CLIP weights from any supported checkpoint into an OpenAI-named state dict.
-
-    ``path`` is a file (TorchScript ``.pt``, ``torch.save`` zip, ``.npz``,
-    ``.safetensors``) or a Hugging Face folder.  The format is detected from
-    the contents.  Floating-point arrays come back as float32, integer ones
-    unchanged, 0-d tensors (like ``logit_scale``) as 0-d arrays.
-
-    Raises ``FileNotFoundError`` for a missing file, ``ValueError`` for an
-    unknown or damaged format and ``pickle.UnpicklingError`` for a pickle
-    that names anything beyond tensors and containers.
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        state_dict = _load_hf_folder(path)
-    else:
-        state_dict = _read_weights_file(path)
-    if _is_hf_state_dict(state_dict):
-        state_dict = convert_hf_state_dict(state_dict)
-    return _to_float32(state_dict)

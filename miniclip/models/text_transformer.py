@@ -25,7 +25,7 @@ import numpy as np
 from .. import backend
 from .. import nn
 from ..autograd import Tensor
-from ..functional.layers import integer_indices
+from ..functional.support import integer_indices
 from .transformer import Transformer
 
 

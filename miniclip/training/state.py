@@ -24,8 +24,8 @@ import json
 
 import numpy as np
 
-from . import backend
-from .checkpoint import atomic_write
+from .. import backend
+from ..fileio import atomic_write
 
 FORMAT = "miniclip-training-state"
 VERSION = 1

@@ -22,7 +22,8 @@ import warnings
 
 from tqdm import tqdm
 
-from .checkpoint import atomic_write
+from ..fileio import atomic_write
+from .releases import RELEASES, available_models
 
 __all__ = ["BASE_URL", "available_models", "download", "model_url"]
 
@@ -31,19 +32,6 @@ __all__ = ["BASE_URL", "available_models", "download", "model_url"]
 # mirror) can point it somewhere else.
 BASE_URL = "https://openaipublic.azureedge.net/clip/models"
 
-# Model name -> (file name, SHA-256 of the file).
-_MODELS = {
-    "RN50": ("RN50.pt", "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762"),
-    "RN101": ("RN101.pt", "8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599"),
-    "RN50x4": ("RN50x4.pt", "7e526bd135e493cef0776de27d5f42653e6b4c8bf9e0f653bb11773263205fdd"),
-    "RN50x16": ("RN50x16.pt", "52378b407f34354e150460fe41077663dd5b39c54cd0bfd2b27167a4a06ec9aa"),
-    "RN50x64": ("RN50x64.pt", "be1cfb55d75a9666199fb2206c106743da0f6468c9d327f3e0d0a543a9919d9c"),
-    "ViT-B/32": ("ViT-B-32.pt", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"),
-    "ViT-B/16": ("ViT-B-16.pt", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f"),
-    "ViT-L/14": ("ViT-L-14.pt", "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836"),
-    "ViT-L/14@336px": ("ViT-L-14-336px.pt", "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02"),
-}
-
 _CHUNK_SIZE = 1 << 20  # read and hash 1 MiB at a time, so big files never sit in memory
 
 # Seconds to wait for the server to connect or send more data before giving up; without
@@ -51,15 +39,10 @@ _CHUNK_SIZE = 1 << 20  # read and hash 1 MiB at a time, so big files never sit i
 _TIMEOUT = 60
 
 
-def available_models() -> list[str]:
-    """The names of the released CLIP models, e.g. ``"ViT-B/32"``."""
-    return list(_MODELS)
-
-
 def model_url(name: str) -> str:
     """The download address of a released model."""
-    file_name, sha256 = _MODELS[name]
-    return f"{BASE_URL}/{sha256}/{file_name}"
+    release = RELEASES[name]
+    return f"{BASE_URL}/{release.sha256}/{release.file_name}"
 
 
 def _default_root() -> str:
@@ -90,9 +73,9 @@ def download(name_or_url: str, root=None, expected_sha256: str | None = None) ->
     download fails, stalls for a minute, is cut short or has the
     wrong hash; no partial file is left behind.
     """
-    if name_or_url in _MODELS:
+    if name_or_url in RELEASES:
         url = model_url(name_or_url)
-        expected_sha256 = expected_sha256 or _MODELS[name_or_url][1]
+        expected_sha256 = expected_sha256 or RELEASES[name_or_url].sha256
     elif re.match(r"[a-z][a-z0-9+.-]*://", name_or_url, re.IGNORECASE):  # "<scheme>://..."
         url = name_or_url
     else:

@@ -51,9 +51,9 @@ import math
 
 import numpy as np
 
-from . import backend
-from . import functional as F
-from .autograd import Tensor
+from .. import backend
+from .. import functional as F
+from ..autograd import Tensor
 
 LOGIT_SCALE_INIT = math.log(1 / 0.07)  # t at the start: temperature 0.07, scale 14.29
 LOGIT_SCALE_MAX = math.log(100.0)      # t never exceeds this: the scale is at most 100

@@ -1,9 +1,9 @@
 """``load``: a ready-to-use CLIP and its preprocessing in one call, like ``clip.load``."""
 import os
 
-from . import checkpoint, hub
-from .models import build_model
-from .preprocess import Preprocess
+from ..data.preprocess import Preprocess
+from ..weights import hub, load_state_dict
+from .clip import build_model
 
 
 def load(name_or_path, device="cpu", download_root=None):
@@ -11,7 +11,7 @@ def load(name_or_path, device="cpu", download_root=None):
 
     * ``name_or_path``: a name from ``miniclip.available_models()`` (e.g. ``"ViT-B/32"``,
       downloaded once into ``download_root`` or the cache folder and checked against its
-      SHA-256), or the path of a checkpoint in any format ``miniclip.checkpoint`` reads
+      SHA-256), or the path of a checkpoint in any format ``miniclip.weights.load_state_dict`` reads
       (OpenAI's TorchScript ``.pt``, ``torch.save`` files, ``.npz``, ``.safetensors``, a
       Hugging Face folder).
     * ``device``: ``"cpu"`` or ``"cuda"``.
@@ -28,5 +28,5 @@ def load(name_or_path, device="cpu", download_root=None):
         raise FileNotFoundError(
             f"{name_or_path!r} is neither a released model ({', '.join(hub.available_models())}) "
             "nor an existing checkpoint file or folder")
-    model = build_model(checkpoint.load_state_dict(path)).to(device)
+    model = build_model(load_state_dict(path)).to(device)
     return model, Preprocess(model.input_resolution)

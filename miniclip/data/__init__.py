@@ -1,0 +1,19 @@
+"""Image-caption data for training CLIP, and the image preprocessing CLIP expects.
+
+A dataset here is anything with ``__len__`` and ``__getitem__(i) -> (PIL image, caption)``.
+
+* ``synthetic.py``   :class:`SyntheticShapes`, pictures of coloured shapes drawn from a seed
+* ``folders.py``     :class:`ImageTextFolder`, a folder of images with a captions file
+* ``preprocess.py``  CLIP's resize, centre crop and normalisation (:class:`Preprocess`)
+* ``loader.py``      :class:`DataLoader`, :class:`CLIPCollate` and :class:`ArrayDataset`
+
+A leaf of the package: it uses NumPy, PIL and the tokenizer, nothing of the numeric stack.
+"""
+from .folders import ImageTextFolder
+from .loader import ArrayDataset, CLIPCollate, DataLoader, stack_fields
+from .synthetic import (COLOURS, POSITIONS, SHAPES, SIZES, SPLITS, TEMPLATES,
+                        SyntheticShapes)
+
+__all__ = ["ArrayDataset", "CLIPCollate", "COLOURS", "DataLoader", "ImageTextFolder",
+           "POSITIONS", "SHAPES", "SIZES", "SPLITS", "SyntheticShapes", "TEMPLATES",
+           "stack_fields"]

@@ -1,0 +1,10 @@
+"""The pieces of a CLIP training run; ``miniclip/train.py`` is the program that puts them
+together (``python -m miniclip.train``).
+
+* ``loss.py``    the paper's symmetric contrastive loss and the clamp on its temperature
+* ``recipe.py``  the paper's recipe: weight-decay groups, Adam's β and ε per image tower
+* ``state.py``   finite checks, and saving and resuming a run's state atomically
+
+(Nothing is imported here, so that ``miniclip.training.loss`` can be imported without the
+models that the recipe needs.)
+"""
