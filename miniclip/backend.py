@@ -175,12 +175,15 @@ def all_finite(arrays):
 
 
 def flatten(arrays):
-    """One new 1-D array holding ``arrays`` (one device and dtype) one after the other.
+    """One 1-D array holding ``arrays`` (one device and dtype) one after the other: a new
+    array, or for a single contiguous array a view of it (writing into it writes into it).
 
     An update written on this flat array is a handful of large array operations, whatever
     the number of parameters: on a GPU that is a handful of kernel launches instead of a
     handful per parameter (what PyTorch's "foreach" and "multi-tensor" optimisers do).
     """
+    if len(arrays) == 1:
+        return arrays[0].reshape(-1)
     xp = get_array_module(arrays[0])
     return xp.concatenate([a.reshape(-1) for a in arrays])
 

@@ -8,11 +8,12 @@ parameter's device.
 
 ``AdamW`` and ``clip_grad_norm_`` work on all parameters at once ("multi-tensor", as
 PyTorch's ``foreach`` implementations): the weights, gradients and moments of a group are
-laid end to end in one flat array each (``backend.flatten``), updated with a handful of
-large array operations, and each parameter's arrays become views of the results
-(``backend.unflatten``). The arithmetic per element is unchanged; what changes is that a
-GPU runs about ten kernels per step instead of about ten per parameter, and on a model
-with a few hundred parameters the per-kernel launch cost is most of an optimiser step.
+laid end to end in flat arrays of up to ``BUCKET_ELEMENTS`` each (``backend.flatten``),
+updated with a handful of large array operations, and each parameter's arrays become
+views of the results (``backend.unflatten``). The arithmetic per element is unchanged;
+what changes is that a GPU runs about ten kernels per bucket instead of about ten per
+parameter, and on a model with a few hundred parameters the per-kernel launch cost is
+most of an optimiser step.
 
 The classes copy PyTorch's ``torch.optim`` interface and arithmetic (same constructor
 arguments, same order of operations, same bias correction), so a step here equals a
@@ -197,6 +198,10 @@ class AdamW(Optimizer):
         denom = sqrt(v) / sqrt(1 - β2^t) + ε       # bias-corrected RMS of g
         θ ← θ - lr / (1 - β1^t) · m / denom        # bias-corrected mean over RMS
 
+    The update runs on flat arrays of many parameters at once (module docstring). After
+    the first step each ``p.data`` and each moment is a view into one of them, updated in
+    place from then on, as PyTorch's optimisers update in place.
+
     The moments have the parameter's dtype: float32 for the float32 master weights of
     mixed-precision training. (The paper kept them in float16 to save memory at its
     scale; at ours the precision is worth more.) Settings: ``lr``, ``betas = (β1, β2)``,
@@ -211,15 +216,15 @@ class AdamW(Optimizer):
             raise ValueError(f"AdamW: betas must lie in [0, 1), got {betas}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay))
+        self._flats = {}  # (parameter ids, "data" / "exp_avg" / "exp_avg_sq") -> (flat, views)
 
     def _update_group(self, params, group):
         # Parameters update together when they share a device, a dtype and a step count
         # (a parameter that had no gradient in some step is one step behind the others).
-        buckets = {}
-        for p in params:
-            key = (backend.device_of(p.data), p.data.dtype, self.state.get(p, {}).get("step", 0))
-            buckets.setdefault(key, []).append(p)
-        for bucket in buckets.values():
+        def key(p):
+            return backend.device_of(p.data), p.data.dtype, self.state.get(p, {}).get("step", 0)
+
+        for bucket in buckets(params, key, lambda p: p.data):
             self._update_flat(bucket, group)
 
     def _update_flat(self, params, group):
@@ -232,11 +237,11 @@ class AdamW(Optimizer):
             for p, state in zip(params, states):
                 state.update(step=0, exp_avg=xp.zeros_like(p.data),
                              exp_avg_sq=xp.zeros_like(p.data))
-        weights = [p.data for p in params]
-        theta = backend.flatten(weights)                                  # [P total]
+        ids = tuple(map(id, params))
+        theta, weights = self._flat((ids, "data"), [p.data for p in params])     # [P total]
+        m, exp_avgs = self._flat((ids, "exp_avg"), [state["exp_avg"] for state in states])
+        v, exp_avg_sqs = self._flat((ids, "exp_avg_sq"), [state["exp_avg_sq"] for state in states])
         grad = backend.flatten([p.grad for p in params])
-        m = backend.flatten([state["exp_avg"] for state in states])
-        v = backend.flatten([state["exp_avg_sq"] for state in states])
         t = states[0]["step"] + 1
 
         if decay != 0:
@@ -250,11 +255,22 @@ class AdamW(Optimizer):
         denom = xp.sqrt(v) / (1 - beta2 ** t) ** 0.5 + eps
         theta -= step_size * m / denom
 
-        for p, state, weight, exp_avg, exp_avg_sq in zip(
-                params, states, backend.unflatten(theta, weights), backend.unflatten(m, weights),
-                backend.unflatten(v, weights)):
+        for p, state, weight, exp_avg, exp_avg_sq in zip(params, states, weights, exp_avgs,
+                                                          exp_avg_sqs):
             p.data, state["exp_avg"], state["exp_avg_sq"] = weight, exp_avg, exp_avg_sq
             state["step"] = t
+
+    def _flat(self, key, arrays):
+        """``(flat, views)``: a flat array and its views shaped as ``arrays``, kept from the
+        last step while ``arrays`` are still those views (the update then writes straight
+        into the parameters and moments), else made anew (``backend.flatten`` copies once;
+        a checkpoint load or a ``model.to`` replaces the arrays, and so lands here)."""
+        cached = self._flats.get(key)
+        if cached is not None and all(a is b for a, b in zip(cached[1], arrays)):
+            return cached
+        flat = backend.flatten(arrays)
+        self._flats[key] = flat, backend.unflatten(flat, arrays)
+        return self._flats[key]
 
 
 class SGD(Optimizer):
@@ -336,16 +352,38 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
     return Tensor(total)
 
 
-def flat_grads(params):
-    """The gradients of ``params`` as flat arrays, one per dtype: ``[(params, flat), ...]``.
+#: The most elements laid end to end in one flat array (2 MB of float32). A GPU then runs
+#: a few kernels per bucket instead of a few per parameter; a CPU keeps a bucket in its
+#: cache through all the passes of an update (one flat array for a whole model was slower
+#: on a CPU than updating parameter by parameter: each pass went out to main memory).
+BUCKET_ELEMENTS = 1 << 19
 
-    A sweep over all gradients (a norm, a rescaling, a check for inf) is then a few large
-    array operations, whatever the number of parameters (see the module docstring).
-    """
-    by_dtype = {}
+
+def buckets(params, key, array_of):
+    """``params`` split into lists that share ``key(p)`` and hold at most
+    ``BUCKET_ELEMENTS`` elements of ``array_of(p)`` (a larger array is a bucket alone)."""
+    by_key = {}
     for p in params:
-        by_dtype.setdefault(p.grad.dtype, []).append(p)
-    return [(ps, backend.flatten([p.grad for p in ps])) for ps in by_dtype.values()]
+        by_key.setdefault(key(p), []).append(p)
+    for members in by_key.values():
+        bucket, size = [], 0
+        for p in members:
+            n = array_of(p).size
+            if bucket and size + n > BUCKET_ELEMENTS:
+                yield bucket
+                bucket, size = [], 0
+            bucket.append(p)
+            size += n
+        if bucket:
+            yield bucket
+
+
+def flat_grads(params):
+    """The gradients of ``params`` as flat arrays, by dtype and ``buckets``:
+    ``[(params, flat), ...]``. A sweep over all gradients (a norm, a rescaling, a check
+    for inf) is then a few large array operations (see the module docstring)."""
+    return [(bucket, backend.flatten([p.grad for p in bucket]))
+            for bucket in buckets(params, lambda p: p.grad.dtype, lambda p: p.grad)]
 
 
 def set_flat_grads(params, flat):

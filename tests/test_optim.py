@@ -106,6 +106,37 @@ def test_parameters_without_gradient_are_not_stepped(device):
     assert params[1] not in optimizer.state
 
 
+def test_adamw_updates_weights_replaced_between_steps_not_its_old_copy(device):
+    # AdamW keeps the weights of a bucket in one flat array between steps; weights put in
+    # from outside (a checkpoint load, model.to) must be the ones the next step updates.
+    to_device = backend.get_device(device).to_device
+    params = [nn.Parameter(to_device(np.ones(n, np.float32))) for n in (3, 2)]
+    optimizer = AdamW(params, lr=0.1, weight_decay=0.0)
+    for p in params:
+        p.grad = to_device(np.ones(p.shape, np.float32))
+    optimizer.step()
+    params[0].data = to_device(np.full(3, 5.0, np.float32))
+    optimizer.step()  # same gradients: each weight moves by lr once more
+    np.testing.assert_allclose(backend.to_numpy(params[0].data), 4.9, rtol=1e-5)
+    np.testing.assert_allclose(backend.to_numpy(params[1].data), 0.8, rtol=1e-5)
+
+
+def test_adamw_moments_loaded_between_steps_are_the_ones_used(device):
+    to_device = backend.get_device(device).to_device
+    p = nn.Parameter(to_device(np.zeros(2, np.float32)))
+    optimizer = AdamW([p], lr=0.1, betas=(0.5, 0.5), eps=0.0, weight_decay=0.0)
+    p.grad = to_device(np.ones(2, np.float32))
+    optimizer.step()
+    state = optimizer.state_dict()
+    state["state"][0]["exp_avg"] = -state["state"][0]["exp_avg"]  # now points the other way
+    optimizer.load_state_dict(state)
+    optimizer.step()
+    # m = 0.5 * (-0.5) + 0.5 * 1 = 0.25 (not 0.75), v = 0.5 * 0.5 + 0.5 * 1 = 0.75; both
+    # bias corrections divide by 1 - 0.5^2 = 0.75
+    expected = -0.1 - 0.1 * (0.25 / 0.75) / math.sqrt(0.75 / 0.75)
+    np.testing.assert_allclose(backend.to_numpy(p.data), expected, rtol=1e-5)
+
+
 def test_zero_grad_clears_every_gradient(device):
     params = make_params(device)
     optimizer = SGD(params, lr=0.1)
