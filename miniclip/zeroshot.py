@@ -113,3 +113,11 @@ def similarity_matrix(model, images, tokens, batch_size=256):
     pictures: after training, the diagonal of matching pairs lights up.
     """
     return encode_images(model, images, batch_size) @ encode_texts(model, tokens, batch_size).T
+
+
+if __name__ == "__main__":
+    # ``python -m miniclip.zeroshot``: the evaluation command line (miniclip/evaluation/cli.py)
+    import sys
+
+    from .evaluation.cli import main
+    sys.exit(main())
