@@ -83,6 +83,22 @@ def test_lbfgs_reaches_the_minimum_of_the_regularised_objective():
     assert np.abs(gradient).max() < 1e-6
 
 
+def rosenbrock(x):
+    """The curved valley ``(1 - x0)^2 + 100 (x1 - x0^2)^2``, minimum 0 at (1, 1), and its gradient."""
+    value = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+    gradient = np.array([-2 * (1 - x[0]) - 400 * x[0] * (x[1] - x[0] ** 2),
+                         200 * (x[1] - x[0] ** 2)])
+    return value, gradient
+
+
+def test_lbfgs_follows_a_curved_valley_to_its_minimum_in_few_steps():
+    # plain gradient descent needs thousands of steps here; a full step without the line
+    # search diverges
+    np.testing.assert_allclose(
+        probe_module.minimize_lbfgs(rosenbrock, [-1.2, 1.0], max_iterations=100), [1.0, 1.0],
+        atol=1e-5)
+
+
 def test_probe_classifies_separable_clusters():
     rng = np.random.default_rng(2)
     train, test = blobs(rng, 4, 15), blobs(rng, 4, 25)
@@ -111,11 +127,11 @@ def test_probe_breaks_accuracy_ties_by_the_lower_validation_loss():
 
 def test_stratified_split_holds_out_a_fraction_of_every_class_but_never_all():
     labels = np.array([0] * 10 + [1] * 4 + [2])
-    rest, held_out = stratified_split(labels, 0.5, seed=0)
-    assert np.bincount(labels[held_out], minlength=3).tolist() == [5, 2, 0]
+    rest, held_out = stratified_split(labels, 0.6, seed=0)
+    assert np.bincount(labels[held_out], minlength=3).tolist() == [6, 2, 0]  # 0.6 of 1 is 1
     assert sorted(np.concatenate([rest, held_out]).tolist()) == list(range(15))
-    np.testing.assert_array_equal(stratified_split(labels, 0.5, seed=0)[1], held_out)
-    assert not np.array_equal(stratified_split(labels, 0.5, seed=1)[1], held_out)
+    np.testing.assert_array_equal(stratified_split(labels, 0.6, seed=0)[1], held_out)
+    assert not np.array_equal(stratified_split(labels, 0.6, seed=1)[1], held_out)
 
 
 # ----------------------------------------------------------------------------- folders
@@ -173,8 +189,9 @@ def test_unreadable_images_are_skipped_counted_and_named(tmp_path):
 def test_every_common_pil_mode_becomes_rgb(tmp_path, mode):
     grey = np.arange(16 * 16, dtype=np.uint8).reshape(16, 16)                  # [H, W]
     rgb = np.stack([grey, 255 - grey, grey // 2], axis=-1)                      # [H, W, 3]
-    if mode == "I;16":  # 16-bit grey: v * 257 spans 0..65535, and v * 257 >> 8 == v
-        image, expected = Image.fromarray(grey.astype(np.uint16) * 257), Image.fromarray(grey)
+    if mode == "I;16":  # 16-bit grey whose high byte is ``grey`` (PIL's convert gives white)
+        image = Image.fromarray(grey.astype(np.uint16) * 256 + 128)
+        expected = Image.fromarray(grey)
     else:
         image = Image.fromarray(rgb).convert(mode)
         expected = image.convert("RGB")

@@ -76,7 +76,9 @@ def minimize_lbfgs(objective, start, max_iterations=500, tolerance=1e-6, memory=
     direction ``-H g``, where ``H`` approximates the inverse Hessian from the last
     ``memory`` pairs ``s = x_new - x``, ``y = g_new - g`` (the two-loop recursion, Nocedal
     & Wright, algorithm 7.4), then halves the step from 1 until the Armijo condition
-    ``f(x + t d) <= f(x) + 1e-4 t g.d`` holds. Stops when ``max |g| < tolerance``.
+    ``f(x + t d) <= f(x) + 1e-4 t g.d`` holds. A pair is kept only if ``s.y > 0`` (always
+    so for a strictly convex objective such as the probe's), which keeps ``H`` positive
+    definite. Stops when ``max |g| < tolerance``.
     """
     x = np.asarray(start, dtype=np.float64)
     value, gradient = objective(x)
@@ -108,6 +110,8 @@ def minimize_lbfgs(objective, start, max_iterations=500, tolerance=1e-6, memory=
         s, y = new_x - x, new_gradient - gradient
         if s @ y > 1e-12:  # curvature condition: keeps H positive definite
             history = (history + [(s, y, 1.0 / (s @ y))])[-memory:]
+        else:  # (only off a convex objective) the old pairs would keep H stale: forget them
+            history = []
         x, value, gradient = new_x, new_value, new_gradient
     return x
 
