@@ -83,6 +83,22 @@ def test_lbfgs_reaches_the_minimum_of_the_regularised_objective():
     assert np.abs(gradient).max() < 1e-6
 
 
+def test_lbfgs_direction_is_minus_the_bfgs_inverse_hessian_times_the_gradient():
+    rng = np.random.default_rng(5)
+    root = rng.normal(size=(4, 4))
+    hessian = root @ root.T + np.eye(4)                                   # [4, 4]
+    steps = [rng.normal(size=4) for _ in range(3)]
+    history = [(s, hessian @ s, 1 / (s @ hessian @ s)) for s in steps]
+    s, y, _ = history[-1]
+    inverse = np.eye(4) * (s @ y) / (y @ y)
+    for s, y, rho in history:  # the BFGS update, as matrices
+        v = np.eye(4) - rho * np.outer(y, s)
+        inverse = v.T @ inverse @ v + rho * np.outer(s, s)
+    gradient = rng.normal(size=4)
+    np.testing.assert_allclose(probe_module.lbfgs_direction(gradient, history),
+                               -inverse @ gradient, rtol=1e-10)
+
+
 def rosenbrock(x):
     """The curved valley ``(1 - x0)^2 + 100 (x1 - x0^2)^2``, minimum 0 at (1, 1), and its gradient."""
     value = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2

@@ -69,13 +69,35 @@ def logistic_loss_and_gradient(params, features, labels, num_classes, l2):
     return float(loss), np.concatenate([grad_weights.ravel(), grad_bias])
 
 
+def lbfgs_direction(gradient, history):
+    """``-H g``: the quasi-Newton step of L-BFGS, by the two-loop recursion.
+
+    ``H`` is the BFGS inverse-Hessian estimate built from the pairs ``history`` (oldest
+    first; each ``(s, y, 1 / y.s)``), starting from ``H0 = (s.y / y.y) I`` of the newest
+    pair, never formed as a matrix: ``O(memory * n)`` work instead of ``O(n^2)``. Each
+    BFGS update is ``H <- V^T H V + rho s s^T`` with ``V = I - rho y s^T``.
+    """
+    direction = -gradient
+    coefficients = []
+    for s, y, rho in reversed(history):
+        alpha = rho * (s @ direction)
+        direction = direction - alpha * y
+        coefficients.append(alpha)
+    if history:  # scale as the Hessian's inverse along the newest pair
+        s, y, _ = history[-1]
+        direction = direction * ((s @ y) / (y @ y))
+    for (s, y, rho), alpha in zip(history, reversed(coefficients)):
+        direction = direction + (alpha - rho * (y @ direction)) * s
+    return direction
+
+
 def minimize_lbfgs(objective, start, max_iterations=500, tolerance=1e-6, memory=10):
     """Minimise a smooth function with L-BFGS; returns the final point.
 
     ``objective(x) -> (f, gradient)``. Each iteration turns the gradient ``g`` into the
-    direction ``-H g``, where ``H`` approximates the inverse Hessian from the last
-    ``memory`` pairs ``s = x_new - x``, ``y = g_new - g`` (the two-loop recursion, Nocedal
-    & Wright, algorithm 7.4), then halves the step from 1 until the Armijo condition
+    direction ``-H g`` (:func:`lbfgs_direction`), where ``H`` approximates the inverse
+    Hessian from the last ``memory`` pairs ``s = x_new - x``, ``y = g_new - g`` (Nocedal &
+    Wright, algorithm 7.4), then halves the step from 1 until the Armijo condition
     ``f(x + t d) <= f(x) + 1e-4 t g.d`` holds. A pair is kept only if ``s.y > 0`` (always
     so for a strictly convex objective such as the probe's), which keeps ``H`` positive
     definite. Stops when ``max |g| < tolerance``.
@@ -86,17 +108,7 @@ def minimize_lbfgs(objective, start, max_iterations=500, tolerance=1e-6, memory=
     for _ in range(max_iterations):
         if np.abs(gradient).max() < tolerance:
             break
-        direction = -gradient
-        coefficients = []
-        for s, y, rho in reversed(history):
-            alpha = rho * (s @ direction)
-            direction = direction - alpha * y
-            coefficients.append(alpha)
-        if history:  # scale as the Hessian's inverse along the newest pair
-            s, y, _ = history[-1]
-            direction = direction * ((s @ y) / (y @ y))
-        for (s, y, rho), alpha in zip(history, reversed(coefficients)):
-            direction = direction + (alpha - rho * (y @ direction)) * s
+        direction = lbfgs_direction(gradient, history)
         slope = gradient @ direction
         if slope >= 0:  # not a descent direction (rounding): fall back to the gradient
             direction, slope, history = -gradient, -(gradient @ gradient), []
