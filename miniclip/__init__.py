@@ -10,8 +10,8 @@ A numeric stack, each layer using only the layers below it:
 * ``models``                           the text Transformer, ViT, modified ResNet, ``CLIP``
                                        and ``load``
 * ``training.loss``, ``optim``, ``amp``  the paper's loss, AdamW, mixed precision
-* ``training``, ``train``, ``zeroshot``  the paper's recipe, run state, the training program
-                                       and zero-shot evaluation
+* ``training``, ``train``, ``evaluation``  the paper's recipe, run state, the training program,
+                                       zero-shot evaluation and ``python -m miniclip.evaluation``
 
 and independent leaves, which import nothing of the stack:
 

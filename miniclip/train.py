@@ -50,7 +50,7 @@ from .training.loss import LOGIT_SCALE_INIT, cap_logit_scale_, clip_loss
 from .training.recipe import paper_optimizer
 from .training.state import (NonFiniteError, check_finite, load_training_state,
                              save_training_state)
-from .zeroshot import accuracy, zero_shot_classifier, zero_shot_predict
+from .evaluation.zeroshot import accuracy, zero_shot_classifier, zero_shot_predict
 
 #: The teaching preset ``--tiny`` trains, per image tower.
 TINY_MODELS = {"vit": "tiny-vit", "rn": "tiny-rn"}

@@ -19,7 +19,7 @@ STACK = [
     ("modules", ["miniclip.nn"]),
     ("models", ["miniclip.models"]),
     ("objective and optimisation", ["miniclip.training.loss", "miniclip.optim", "miniclip.amp"]),
-    ("training and evaluation", ["miniclip.training", "miniclip.train", "miniclip.zeroshot"]),
+    ("training and evaluation", ["miniclip.training", "miniclip.train", "miniclip.evaluation"]),
 ]
 
 #: Independent leaves: anything may import them, and they import only other leaves.

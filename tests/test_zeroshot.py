@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from miniclip import nn
-from miniclip.zeroshot import (accuracy, similarity_matrix, zero_shot_classifier,
+from miniclip.evaluation.zeroshot import (accuracy, similarity_matrix, zero_shot_classifier,
                                zero_shot_predict)
 
 

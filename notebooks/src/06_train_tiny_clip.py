@@ -25,7 +25,7 @@ from miniclip.training.loss import clamp_logit_scale_, clip_loss
 from miniclip.optim import WarmupCosine, clip_grad_norm_
 from miniclip.training.recipe import paper_optimizer
 from miniclip.train import trim_padding
-from miniclip.zeroshot import (accuracy, encode_images, encode_texts, similarity_matrix,
+from miniclip.evaluation.zeroshot import (accuracy, encode_images, encode_texts, similarity_matrix,
                                zero_shot_classifier, zero_shot_predict)
 
 # The knobs of this run. More steps give a better model (the CLI trains for 1500).
@@ -102,7 +102,7 @@ print(f"{model.num_parameters():,} parameters "
 
 # %% [markdown]
 # Before training, zero-shot classification should be at chance, 1 in 30. A zero-shot
-# classifier is built from text alone (`miniclip/zeroshot.py`): every class name is written
+# classifier is built from text alone (`miniclip/evaluation/zeroshot.py`): every class name is written
 # into every template, the sentences are embedded and normalised, and each class's
 # embeddings are averaged into one unit vector. An image gets the class whose vector is most
 # similar to its own embedding.

@@ -20,8 +20,8 @@ to print or plot:
 """
 import numpy as np
 
-from . import backend
-from .autograd import Tensor, no_grad
+from .. import backend
+from ..autograd import Tensor, no_grad
 
 
 def _model_device(model):
@@ -113,3 +113,4 @@ def similarity_matrix(model, images, tokens, batch_size=256):
     pictures: after training, the diagonal of matching pairs lights up.
     """
     return encode_images(model, images, batch_size) @ encode_texts(model, tokens, batch_size).T
+

@@ -1,0 +1,26 @@
+"""Evaluating a CLIP: zero-shot classification, retrieval and linear probes.
+
+The three measures of the CLIP paper, on folders of real images, each on frozen
+unit-length embeddings computed once:
+
+* ``folders``: reading an image-classification folder (``ImageFolder`` layout) or an
+  image–caption folder (``captions.csv``/``.tsv``/``.jsonl``), skipping unreadable images;
+* ``features``: image files -> embeddings, and the tokenizer that fits a model;
+* ``classification``: zero-shot top-1/top-5 with prompt ensembling;
+* ``retrieval``: image->text and text->image Recall@K;
+* ``linear_probe``: multinomial logistic regression (L-BFGS on NumPy), its L2 strength
+  chosen on a validation split;
+* ``cli``: ``python -m miniclip.evaluation classify | retrieval | predict``.
+"""
+from .classification import DEFAULT_TEMPLATES, read_templates, zero_shot_scores
+from .features import encode_image_files, tokenizer_for
+from .folders import read_caption_folder, read_classification_folder, read_image
+from .linear_probe import LogisticRegression, linear_probe, stratified_split
+from .retrieval import retrieval_ranks, retrieval_recall
+
+__all__ = [
+    "DEFAULT_TEMPLATES", "LogisticRegression", "encode_image_files", "linear_probe",
+    "read_caption_folder", "read_classification_folder", "read_image", "read_templates",
+    "retrieval_ranks", "retrieval_recall", "stratified_split", "tokenizer_for",
+    "zero_shot_scores",
+]
