@@ -15,6 +15,9 @@ code below -- the lazy import, ``owns``, the host<->device copies and the CuPy-o
 branches -- runs in CI, on arrays that refuse implicit conversion to NumPy exactly as
 CuPy's do.
 """
+import functools
+import warnings
+
 import numpy as np
 
 _DEVICES = {}  # name -> Device, filled by register_device
@@ -195,6 +198,48 @@ def unflatten(flat, like):
         views.append(flat[start:start + array.size].reshape(array.shape))
         start += array.size
     return views
+
+
+def fuse(function):
+    """Run an elementwise function as one GPU kernel on CuPy, as plain array code elsewhere.
+
+    ``function(xp, *args)`` is written once, on the array module ``xp`` it is given. Each
+    ``xp`` operation on a GPU is a kernel that reads its inputs from memory and writes a
+    new array back: ``x * (0.5 * (xp.tanh(0.851 * x) + 1.0))`` is five kernels and four
+    temporaries. On CuPy the decorated function is compiled by ``cupy.fuse`` into a single
+    kernel that reads ``x`` once and writes only the results; on NumPy it is called as it
+    is, so the CPU computes exactly what it computed before.
+
+    The body must be what ``cupy.fuse`` can compile: arithmetic, comparisons, ``xp``'s
+    elementwise functions (``exp``, ``tanh``, ``sqrt``, ``where``, ``maximum``...),
+    ``astype``, in-place updates of the arguments (``m += ...``) and Python numbers; no
+    reshaping, indexing or ``backend`` calls (while CuPy traces the function its
+    arguments are stand-ins, not arrays: that is why ``xp`` is passed in). It may return
+    one array or a tuple. The tests' fake CuPy enforces the same rules.
+
+    If CuPy cannot compile a function, a warning names it and the plain array code runs
+    instead: slower, never wrong.
+    """
+    kernels = {}  # array module -> its compiled kernel, or None when compiling failed
+
+    @functools.wraps(function)
+    def call(*args):
+        xp = get_array_module(args[0])
+        if xp.__name__ != "cupy" or kernels.get(xp, True) is None:
+            return function(xp, *args)
+        if xp not in kernels:
+            def kernel(*arguments):
+                return function(xp, *arguments)
+            kernel.__name__ = function.__name__
+            kernels[xp] = xp.fuse(kernel_name=function.__name__)(kernel)
+        try:
+            return kernels[xp](*args)
+        except Exception as error:  # noqa: BLE001  (any compile failure: fall back, loudly)
+            kernels[xp] = None
+            warnings.warn(f"cupy.fuse could not compile {function.__qualname__} ({error!r}); "
+                          "running it as separate array operations instead", RuntimeWarning)
+            return function(xp, *args)
+    return call
 
 
 def accumulation_dtype(dtype):

@@ -243,17 +243,12 @@ class AdamW(Optimizer):
         v, exp_avg_sqs = self._flat((ids, "exp_avg_sq"), [state["exp_avg_sq"] for state in states])
         grad = backend.flatten([p.grad for p in params])
         t = states[0]["step"] + 1
-
-        if decay != 0:
-            theta *= 1 - lr * decay
-        m += (1 - beta1) * (grad - m)
-        v *= beta2
-        v += (1 - beta2) * grad * grad
-        # The corrections are Python floats (float64); each meets the float32 arrays as a
-        # float32 number, exactly as in PyTorch.
-        step_size = lr / (1 - beta1 ** t)
-        denom = xp.sqrt(v) / (1 - beta2 ** t) ** 0.5 + eps
-        theta -= step_size * m / denom
+        # The settings and bias corrections are computed in Python (float64) and meet the
+        # arrays as numbers of their dtype, exactly as in PyTorch.
+        number = theta.dtype.type
+        _adamw_update(theta, grad, m, v, number(1 - lr * decay), number(1 - beta1),
+                      number(beta2), number(1 - beta2), number(lr / (1 - beta1 ** t)),
+                      number((1 - beta2 ** t) ** 0.5), number(eps))
 
         for p, state, weight, exp_avg, exp_avg_sq in zip(params, states, weights, exp_avgs,
                                                           exp_avg_sqs):
@@ -271,6 +266,18 @@ class AdamW(Optimizer):
         flat = backend.flatten(arrays)
         self._flats[key] = flat, backend.unflatten(flat, arrays)
         return self._flats[key]
+
+
+@backend.fuse
+def _adamw_update(xp, theta, grad, m, v, shrink, one_minus_beta1, beta2, one_minus_beta2,
+                  step_size, bias2_sqrt, eps):
+    """The arithmetic of one AdamW step (``AdamW``'s docstring), in place, in one GPU
+    kernel (``backend.fuse``): weights, moments and gradient are each read once."""
+    theta *= shrink                                 # decoupled weight decay (1 - lr λ)
+    m += one_minus_beta1 * (grad - m)
+    v *= beta2
+    v += one_minus_beta2 * grad * grad
+    theta -= step_size * m / (xp.sqrt(v) / bias2_sqrt + eps)
 
 
 class SGD(Optimizer):

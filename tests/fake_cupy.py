@@ -17,7 +17,11 @@ written and tested on NumPy (each point was seen, or is documented, on CuPy 14):
   ``AttributeError``, as it would be on a GPU;
 * ``cupyx.scipy.special.erf`` computes float16 input in float64 and returns float64
   (measured on an H100): callers must cast back;
-* ``cupy.random`` is a generator of its own, seeded by ``cupy.random.seed``.
+* ``cupy.random`` is a generator of its own, seeded by ``cupy.random.seed``;
+* ``cupy.fuse`` first *traces* the function on stand-ins (``FusionArgument``) that allow
+  only what a fused kernel can do -- arithmetic, elementwise functions, ``astype``,
+  in-place updates of the arguments -- and are not arrays (``backend.get_array_module``
+  refuses them, as it refuses CuPy's), then runs it.
 
 It also counts what a GPU makes expensive, for tests to assert on: ``transfers`` (every
 device-to-host read: ``get``, ``item``, ``float``, ``bool``, ``asnumpy``...), and, inside
@@ -144,7 +148,7 @@ class FakeArray:
         return (_wrap(v) for v in self._a)
 
     def __repr__(self):
-        return f"array({self._a!r})"
+        return repr(self._a)  # as CuPy prints: array([...])
 
     def item(self):
         _read("item")
@@ -210,6 +214,10 @@ FUNCTIONS = frozenset("""
     transpose tril triu var where zeros zeros_like
 """.split())
 
+#: The functions a fused kernel may call: NumPy's ufuncs among them, and where / clip.
+ELEMENTWISE = frozenset(name for name in FUNCTIONS if isinstance(getattr(np, name), np.ufunc)
+                        ) | {"where", "clip"}
+
 #: Names that are not functions (dtypes, constants), passed through as NumPy's.
 CONSTANTS = frozenset("""
     bool_ float16 float32 float64 int8 int16 int32 int64 uint8 inf nan pi newaxis e
@@ -236,6 +244,11 @@ class _Mirror(types.ModuleType):
         where = f"{self.__name__}.{name}"
 
         def function(*args, **kwargs):
+            if _holds_fusion_argument(args):
+                if name not in ELEMENTWISE:
+                    raise TypeError(f"cupy.fuse: {where} is not supported inside a fused "
+                                    "function (only elementwise functions are)")
+                return _fused(function(*_unfused(args), **kwargs))
             args = _unwrap(args, where)
             kwargs = {k: _unwrap(v, where) for k, v in kwargs.items()}
             return _wrap(attribute(*args, **kwargs))
@@ -246,6 +259,90 @@ class _Mirror(types.ModuleType):
             function.reduce = lambda a, *args, **kw: _wrap(attribute.reduce(_unwrap(a, where),
                                                                              *args, **kw))
         return function
+
+
+class FusionArgument:
+    """What a function receives while the fake ``cupy.fuse`` traces it (see ``_fuse``)."""
+
+    __array_ufunc__ = None
+
+    def __init__(self, array):
+        self._array = array  # a FakeArray
+
+    dtype = property(lambda self: self._array.dtype)
+    ndim = property(lambda self: self._array.ndim)
+
+    def astype(self, dtype, copy=False):
+        return FusionArgument(self._array.astype(dtype))
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # NumPy probing for __array_interface__ & co.
+            raise AttributeError(name)
+        raise TypeError(f"cupy.fuse: '{name}' is not supported inside a fused function "
+                        "(only arithmetic, elementwise functions and astype are)")
+
+    def __getitem__(self, index):
+        raise TypeError("cupy.fuse: indexing is not supported inside a fused function")
+
+    def __bool__(self):
+        raise TypeError("cupy.fuse: a fused function cannot branch on array values")
+
+
+def _holds_fusion_argument(value):
+    if isinstance(value, (list, tuple)):
+        return any(_holds_fusion_argument(v) for v in value)
+    return isinstance(value, FusionArgument)
+
+
+def _unfused(value):
+    if isinstance(value, FusionArgument):
+        return value._array
+    if isinstance(value, tuple):
+        return tuple(_unfused(v) for v in value)
+    return value
+
+
+def _fused(value):
+    if isinstance(value, FakeArray):
+        return FusionArgument(value)
+    if isinstance(value, tuple):
+        return tuple(_fused(v) for v in value)
+    return value
+
+
+def _fusion_operator(name):
+    def op(self, other):
+        if not isinstance(other, (FusionArgument, numbers.Number, np.generic, bool)):
+            raise TypeError(f"cupy.fuse: unsupported operand {type(other).__name__}")
+        result = getattr(self._array, name)(_unfused(other))
+        if name.startswith("__i"):  # in place: writes into the argument's array
+            self._array = result
+            return self
+        return _fused(result)
+    return op
+
+
+for _name in ["add", "sub", "mul", "truediv", "pow", "lt", "le", "gt", "ge", "eq", "ne",
+              "and", "or"]:
+    for _form in (f"__{_name}__", f"__r{_name}__", f"__i{_name}__"):
+        if hasattr(np.ndarray, _form):
+            setattr(FusionArgument, _form, _fusion_operator(_form))
+FusionArgument.__neg__ = lambda self: FusionArgument(-self._array)
+
+
+def _fuse(*args, kernel_name=None):
+    """``cupy.fuse``: trace on copies (nothing is written if the trace fails), then run."""
+    def decorate(function):
+        def fused(*arguments):
+            copies = [FusionArgument(FakeArray(a._a.copy())) if isinstance(a, FakeArray) else a
+                      for a in arguments]
+            function(*copies)  # the trace: raises on what a kernel cannot do
+            return _unfused(function(*_fused(arguments)))
+        fused.__name__ = kernel_name or function.__name__
+        return fused
+    if len(args) == 1 and callable(args[0]):
+        return decorate(args[0])
+    return decorate
 
 
 def _asarray(value, dtype=None):
@@ -304,6 +401,7 @@ def build():
     cupy.lib = _lib()
     cupy.random = _random()
     cupy.cuda = _cuda()
+    cupy.fuse = _fuse
     cupy.get_array_module = lambda *arrays: cupy if any(
         isinstance(a, FakeArray) for a in arrays) else np
     cupyx = types.ModuleType("cupyx")

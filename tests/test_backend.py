@@ -85,3 +85,57 @@ def test_finite_flags_tells_which_arrays_hold_inf_or_nan(device):
               for values in ([1.0, 2.0], [1.0, np.inf], [np.nan], [0.0])]
     assert backend.finite_flags(arrays).tolist() == [True, False, False, True]
     assert backend.finite_flags([]).tolist() == []
+
+
+@backend.fuse
+def _scaled_sum_and_product(xp, x, y):
+    return 2.0 * x + y, xp.exp(x) * y
+
+
+@backend.fuse
+def _reshaping(xp, x):
+    return x.reshape(-1)
+
+
+@backend.fuse
+def _moment_update(xp, m, g, rate):
+    m += rate * (g - m)
+
+
+def test_a_fused_function_gives_its_array_code_results_on_every_device(device):
+    x, y = (backend.move(np.array(v, np.float32), device) for v in ([0.5, -1.0], [2.0, 3.0]))
+    total, product = _scaled_sum_and_product(x, y)
+    np.testing.assert_allclose(backend.to_numpy(total), [3.0, 1.0])
+    np.testing.assert_allclose(backend.to_numpy(product), np.exp([0.5, -1.0]) * [2.0, 3.0],
+                               rtol=1e-6)
+    assert backend.device_of(total).name == device and total.dtype == np.float32
+
+
+def test_a_fused_function_updates_its_arguments_in_place(device):
+    m = backend.move(np.zeros(3, np.float32), device)
+    _moment_update(m, backend.move(np.ones(3, np.float32), device), np.float32(0.25))
+    np.testing.assert_allclose(backend.to_numpy(m), [0.25] * 3)
+
+
+def test_what_cupy_cannot_fuse_falls_back_to_array_code_with_a_warning(device):
+    x = backend.move(np.arange(4.0).reshape(2, 2), device)
+    if device == "cpu":  # NumPy runs the plain code: nothing to fall back from
+        assert backend.to_numpy(_reshaping(x)).tolist() == [0.0, 1.0, 2.0, 3.0]
+        return
+    with pytest.warns(RuntimeWarning, match="could not compile _reshaping"):
+        assert backend.to_numpy(_reshaping(x)).tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+@pytest.mark.skipif(GPU, reason="checks the fake CuPy's imitation of cupy.fuse")
+def test_the_fake_cupy_fuse_traces_on_stand_ins_that_are_not_arrays():
+    import fake_cupy
+
+    cupy = backend.get_device("cuda").xp
+    seen = []
+    traced = cupy.fuse(lambda x: seen.append(type(x)) or x * 2)
+    traced(cupy.asarray(np.ones(2)))
+    assert seen == [fake_cupy.FusionArgument] * 2   # the trace, then the run
+    with pytest.raises(TypeError, match="expected an array of a known device"):
+        cupy.fuse(lambda x: backend.get_array_module(x).exp(x))(cupy.asarray(np.ones(2)))
+    with pytest.raises(TypeError, match="stack is not supported inside a fused function"):
+        cupy.fuse(lambda x: cupy.stack([x, x]))(cupy.asarray(np.ones(2)))

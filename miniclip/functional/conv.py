@@ -88,38 +88,74 @@ class Conv2d(Function):
     * dL/dX_col = W_mat^T gY_mat, and since X_col only copies pixels of x_pad into windows,
       dL/dx_pad = the window gradients added back onto their pixels (``_add_windows``,
       *col2im*); dL/dx drops the padding border again.
+
+    Two cases skip the copy or its keeping:
+
+    * A 1 x 1 kernel with stride 1 and no padding (most of a ResNet's convolutions) needs
+      no im2col: per image it is Y[n] = W_mat X[n] with X[n] = x[n] seen as [C, H W], one
+      batched matrix product that writes NCHW directly.
+    * Otherwise X_col is not kept for the backward (it is k_h k_w times the size of x):
+      the backward makes it again from the saved padded input. One more copy, but a
+      ResNet's training step then holds its activations, not nine copies of each.
     """
 
     def __init__(self, stride, padding):
         self.stride, self.padding = stride, padding
 
     def forward(self, x, weight, *bias):
-        x = _pad(x, self.padding)
-        self.padded_shape = x.shape
         out_ch, in_ch, kh, kw = weight.shape
-        self.kernel = (kh, kw)
-        windows = _windows(x, self.kernel, self.stride)            # [N, C, Ho, Wo, kh, kw]
-        n, _, out_h, out_w = windows.shape[:4]
-        # im2col, the one copy of the input. Channel-major order keeps each copied run
-        # of (Ho, Wo) pixels contiguous in x, which is markedly faster than pixel-major.
-        self.cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(in_ch * kh * kw, -1)
+        self.kernel, self.has_bias = (kh, kw), bool(bias)
         self.w_mat = weight.reshape(out_ch, -1)                     # [O, C kh kw]
-        self.has_bias = bool(bias)
-        y = self.w_mat @ self.cols                                  # [O, N Ho Wo]
+        n = x.shape[0]
+        if self._pointwise():
+            h, w = x.shape[2:]
+            self.x3 = x.reshape(n, in_ch, h * w)                     # [N, C, H W]
+            y = backend.get_array_module(x).matmul(self.w_mat, self.x3)   # [N, O, H W]
+            if self.has_bias:
+                y += bias[0][:, None]
+            return y.reshape(n, out_ch, h, w)
+        self.x_pad = _pad(x, self.padding)
+        cols, (out_h, out_w) = self._im2col()                       # [C kh kw, N Ho Wo]
+        y = self.w_mat @ cols                                       # [O, N Ho Wo]
         if self.has_bias:
             y += bias[0][:, None]
         # To NCHW as a transposed view: no copy, the next op reads it through its strides.
         return y.reshape(out_ch, n, out_h, out_w).transpose(1, 0, 2, 3)
 
+    def _pointwise(self):
+        return self.kernel == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0)
+
+    def _im2col(self):
+        """X_col [C kh kw, N Ho Wo] of the saved padded input, and (Ho, Wo). Channel-major
+        order keeps each copied run of (Ho, Wo) pixels contiguous in x, which is markedly
+        faster than pixel-major."""
+        windows = _windows(self.x_pad, self.kernel, self.stride)   # [N, C, Ho, Wo, kh, kw]
+        in_ch = windows.shape[1]
+        kh, kw = self.kernel
+        cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(in_ch * kh * kw, -1)
+        return cols, windows.shape[2:4]
+
     def backward(self, gy):
         n, out_ch, out_h, out_w = gy.shape
-        in_ch = self.padded_shape[1]
+        if self._pointwise():
+            # Both gradients sum over images and pixels, so both are single products with
+            # the pixels of all images side by side (each copy moves whole runs of H W
+            # pixels, the friendly order for memory).
+            in_ch = self.x3.shape[1]
+            g_mat = gy.transpose(1, 0, 2, 3).reshape(out_ch, -1)     # [O, N H W]
+            x_mat = self.x3.transpose(1, 0, 2).reshape(in_ch, -1)    # [C, N H W]
+            gw = (g_mat @ x_mat.T).reshape(out_ch, in_ch, 1, 1)
+            gx = (self.w_mat.T @ g_mat).reshape(in_ch, n, out_h, out_w).transpose(1, 0, 2, 3)
+            return (gx, gw, g_mat.sum(axis=1)) if self.has_bias else (gx, gw)
+        in_ch = self.x_pad.shape[1]
         g_mat = gy.transpose(1, 0, 2, 3).reshape(out_ch, -1)       # [O, N Ho Wo]
-        gw = (g_mat @ self.cols.T).reshape(out_ch, in_ch, *self.kernel)
+        cols, _ = self._im2col()
+        gw = (g_mat @ cols.T).reshape(out_ch, in_ch, *self.kernel)
+        del cols  # free the copy before the backward's own large arrays are made
         g_cols = self.w_mat.T @ g_mat                               # [C kh kw, N Ho Wo]
         g_windows = g_cols.reshape(in_ch, *self.kernel, n, out_h, out_w)
         g_windows = g_windows.transpose(3, 0, 4, 5, 1, 2)           # [N, C, Ho, Wo, kh, kw]
-        gx = _unpad(_add_windows(g_windows, self.padded_shape, self.stride), self.padding)
+        gx = _unpad(_add_windows(g_windows, self.x_pad.shape, self.stride), self.padding)
         return (gx, gw, g_mat.sum(axis=1)) if self.has_bias else (gx, gw)
 
 
