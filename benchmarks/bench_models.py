@@ -1,11 +1,20 @@
-"""Benchmark the CLIP models on the CPU, beside OpenAI's PyTorch code when it is installed.
+"""Benchmark the CLIP models, beside OpenAI's PyTorch code when it is installed.
 
-    python benchmarks/bench_models.py [--repeats 5] [--profile]
+    python benchmarks/bench_models.py [--repeats 5] [--profile]          # the CPU table
+    python benchmarks/bench_models.py --device cuda [--repeats 5]        # the GPU table
+
+On the CPU:
 
 1. ``encode_image`` of 8 images of 224 x 224 and ``encode_text`` of 8 captions (77
    tokens) with ViT-B/32 and RN50, random weights, eval mode, no gradients.
 2. One training step of the ``tiny-vit`` preset on a batch of 64: forward, the paper's
    loss, backward and an AdamW update.
+
+On a GPU (``--device cuda``), the measurements of the project's GPU table: training steps
+(the batch copied from the host each step, forward, loss, backward, AdamW) of tiny-vit
+(batch 256), ViT-B/32 (batch 128, float32 and mixed precision) and RN50 (batch 64), and
+``encode_image`` of ViT-B/32 (batch 256) and RN50 (batch 128), each with its peak GPU
+memory. ``--quick`` shrinks every model and batch, to check that the script runs.
 
 With torch and the ``clip-anytorch`` package installed, each measurement is repeated
 with OpenAI's ``clip/model.py`` holding the same weights and the same batch; the two are
@@ -25,7 +34,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "scripts")]
 
-from miniclip.autograd import no_grad  # noqa: E402
+from miniclip import backend  # noqa: E402
+from miniclip.amp import GradScaler, float16_parameters, mixed_precision_step  # noqa: E402
+from miniclip.autograd import Tensor, no_grad  # noqa: E402
 from miniclip.models import create_model  # noqa: E402
 from miniclip.optim import AdamW  # noqa: E402
 from miniclip.training.loss import clip_loss  # noqa: E402
@@ -48,7 +59,8 @@ def seconds(function):
 
 
 def compare(label, ours, theirs, repeats):
-    """Time ``ours`` and ``theirs`` alternately after one warm-up call each; print medians."""
+    """Time ``ours`` and ``theirs`` alternately after one warm-up call each; print medians.
+    Returns ``(miniclip seconds, PyTorch seconds or None)``."""
     ours()
     if theirs is not None:
         theirs()
@@ -58,11 +70,12 @@ def compare(label, ours, theirs, repeats):
         if theirs is not None:
             times_theirs.append(seconds(theirs))
     mine = statistics.median(times_ours)
-    line = f"{label:<38} miniclip {mine * 1e3:9.1f} ms"
-    if times_theirs:
-        reference = statistics.median(times_theirs)
+    reference = statistics.median(times_theirs) if times_theirs else None
+    line = f"{label:<44} miniclip {mine * 1e3:9.1f} ms"
+    if reference is not None:
         line += f"   PyTorch {reference * 1e3:9.1f} ms   ratio {mine / reference:5.2f}x"
     print(line, flush=True)
+    return mine, reference
 
 
 def reference_copy(reference, model):
@@ -158,12 +171,133 @@ def bench_training(reference, repeats, profile):
         pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
 
 
-def main():
+# ------------------------------------------------------------------------------ on a GPU
+#: The GPU table: (label, model, batch, what, target ratio to PyTorch from issue 8).
+GPU_TABLE = [
+    ("tiny-vit training step, batch 256, fp32", "tiny-vit", 256, "train", 1.5),
+    ("ViT-B/32 training step, batch 128, fp32", "ViT-B/32", 128, "train", 1.15),
+    ("ViT-B/32 training step, batch 128, mixed", "ViT-B/32", 128, "train-amp", 1.3),
+    ("ViT-B/32 encode_image, batch 256", "ViT-B/32", 256, "encode", 1.2),
+    ("RN50 training step, batch 64, fp32", "RN50", 64, "train", 1.8),
+    ("RN50 encode_image, batch 128", "RN50", 128, "encode", None),
+]
+QUICK = {"tiny-vit": ("tiny-vit", 8), "ViT-B/32": ("tiny-vit", 8), "RN50": ("tiny-rn", 4)}
+
+
+def synchronized(function, synchronize):
+    """``function`` followed by waiting for the GPU, so that its time is the GPU's."""
+    def timed():
+        function()
+        synchronize()
+    return timed
+
+
+def miniclip_gpu_step(model, images, tokens, what):
+    """A training step as ``train.train_step`` takes it (host batch in, AdamW out), or a
+    forward of ``encode_image``."""
+    if what == "encode":
+        def encode():
+            with no_grad():
+                model.encode_image(Tensor(images, device="cuda"))
+        return encode
+    optimizer = AdamW(model.parameters(), **ADAMW)
+    scaler = GradScaler(enabled=what == "train-amp")
+
+    def step():
+        batch = Tensor(images, device="cuda")
+        if scaler.enabled:
+            with float16_parameters(model):
+                logits = model(batch.half(), tokens)
+            mixed_precision_step(clip_loss(*logits), optimizer, scaler)
+        else:
+            clip_loss(*model(batch, tokens)).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    return step
+
+
+def torch_gpu_step(twin, images, tokens, what):
+    """The same on OpenAI's model (``torch.autocast`` and ``GradScaler`` for mixed)."""
+    tokens_t = torch.from_numpy(tokens).cuda()
+    if what == "encode":
+        def encode():
+            with torch.no_grad():
+                twin.encode_image(torch.from_numpy(images).cuda())
+        return encode
+    optimizer = torch.optim.AdamW(twin.parameters(), **ADAMW)
+    scaler = torch.amp.GradScaler("cuda", enabled=what == "train-amp")
+    labels = torch.arange(images.shape[0], device="cuda")
+
+    def step():
+        batch = torch.from_numpy(images).cuda()
+        with torch.autocast("cuda", dtype=torch.float16, enabled=what == "train-amp"):
+            logits_per_image, logits_per_text = twin(batch, tokens_t)
+        loss = (torch_F.cross_entropy(logits_per_image.float(), labels)
+                + torch_F.cross_entropy(logits_per_text.float(), labels)) / 2
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad()
+    return step
+
+
+def bench_gpu(reference, repeats, quick=False):
+    """The GPU table; returns one dict per row (times in seconds, memory in bytes)."""
+    pool = backend.get_device("cuda").xp.get_default_memory_pool()
+    rows = []
+    for label, name, batch, what, target in GPU_TABLE:
+        if quick:
+            name, batch = QUICK[name]
+        np.random.seed(0)
+        model = create_model(name).to("cuda").train(what != "encode")
+        images, tokens = inputs(model, batch)
+        pool.free_all_blocks()
+        ours = synchronized(miniclip_gpu_step(model, images, tokens, what),
+                            backend.synchronize)
+        theirs = None
+        if reference is not None:
+            twin = reference_copy(reference, model).cuda().train(what != "encode")
+            theirs = synchronized(torch_gpu_step(twin, images, tokens, what),
+                                  torch.cuda.synchronize)
+            torch.cuda.reset_peak_memory_stats()
+        mine, their_time = compare(label, ours, theirs, repeats)
+        rows.append(dict(label=label, miniclip_s=mine, pytorch_s=their_time, target=target,
+                         miniclip_bytes=pool.total_bytes(),
+                         pytorch_bytes=torch.cuda.max_memory_allocated() if theirs else None))
+        del model, ours, theirs
+    return rows
+
+
+def print_gpu_table(rows):
+    """The rows as the README's Markdown table."""
+    print("\n| measurement | miniclip | PyTorch | ratio (target) | peak GPU memory, "
+          "miniclip / PyTorch |\n|---|---|---|---|---|")
+    for row in rows:
+        theirs = row["pytorch_s"]
+        ratio = f"{row['miniclip_s'] / theirs:.2f}x" if theirs else "-"
+        target = f" (<= {row['target']}x)" if row["target"] else ""
+        memory = f"{row['miniclip_bytes'] / 2**30:.2f}"
+        memory += f" / {row['pytorch_bytes'] / 2**30:.2f} GiB" if theirs else " GiB"
+        pytorch = f"{theirs * 1e3:.1f} ms" if theirs else "-"
+        print(f"| {row['label']} | {row['miniclip_s'] * 1e3:.1f} ms | {pytorch} | "
+              f"{ratio}{target} | {memory} |")
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny models and batches: check that the script runs")
+    args = parser.parse_args(argv)
     reference = import_reference_model() if torch is not None else None
+    if args.device == "cuda":
+        if torch is not None and not torch.cuda.is_available():
+            reference = None
+        rows = bench_gpu(reference, args.repeats, args.quick)
+        print_gpu_table(rows)
+        return rows
     print(f"CPU cores: {os.cpu_count()}; NumPy {np.__version__}"
           + (f"; PyTorch {torch.__version__}, {torch.get_num_threads()} threads" if torch else
              "; PyTorch not installed (miniclip only)"))

@@ -147,6 +147,15 @@ def move(array, device):
     return target.to_device(host)
 
 
+def synchronize(device="cuda"):
+    """Wait until ``device`` has finished all the work queued on it (nothing to wait for on
+    the CPU). GPU calls return as soon as their kernels are queued, so time GPU code as
+    ``synchronize(); start = time.perf_counter(); ...; synchronize()``."""
+    device = get_device(device)
+    if device is not CPU:
+        device.xp.cuda.runtime.deviceSynchronize()
+
+
 def finite_flags(arrays):
     """A NumPy bool array: for each array (of any one device), whether all its values are finite.
 

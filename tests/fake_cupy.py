@@ -386,8 +386,21 @@ def _random():
 
 def _cuda():
     cuda = types.ModuleType("cupy.cuda")
-    cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1)
+    cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, deviceSynchronize=lambda: None)
     return cuda
+
+
+class _MemoryPool:
+    """``cupy.get_default_memory_pool()``: the fake allocates nothing on a device."""
+
+    def total_bytes(self):
+        return 0
+
+    def used_bytes(self):
+        return 0
+
+    def free_all_blocks(self):
+        pass
 
 
 def build():
@@ -402,6 +415,8 @@ def build():
     cupy.random = _random()
     cupy.cuda = _cuda()
     cupy.fuse = _fuse
+    pool = _MemoryPool()
+    cupy.get_default_memory_pool = lambda: pool
     cupy.get_array_module = lambda *arrays: cupy if any(
         isinstance(a, FakeArray) for a in arrays) else np
     cupyx = types.ModuleType("cupyx")
