@@ -189,7 +189,7 @@ class Tensor:
         """A copy on another device (``"cpu"``, ``"cuda"``) or of another dtype, differentiably."""
         from . import functional as F
 
-        if _is_dtype(device_or_dtype):
+        if backend.is_dtype(device_or_dtype):
             return F.astype(self, device_or_dtype)
         return F.to_device(self, device_or_dtype)
 
@@ -319,19 +319,6 @@ def _F():
 def _data_of(value):
     """The array inside a Tensor; anything else (a number, an array) as it is."""
     return value.data if isinstance(value, Tensor) else value
-
-
-def _is_dtype(value):
-    """True for dtypes (np.float16, "float32"), False for devices ("cpu", "cuda:0")."""
-    if isinstance(value, backend.Device):
-        return False
-    if isinstance(value, str) and value.split(":")[0] in backend._DEVICES:
-        return False
-    try:
-        np.dtype(value)
-    except TypeError:
-        return False
-    return True
 
 
 class Function:

@@ -114,6 +114,20 @@ def get_device(name_or_device):
     return _DEVICES[name]
 
 
+def is_dtype(value):
+    """True for dtypes (np.float16, "float32"), False for devices ("cpu", "cuda:0"): what
+    ``.to(x)`` of a tensor or a module is asked for."""
+    if isinstance(value, Device):
+        return False
+    if isinstance(value, str) and value.split(":")[0] in _DEVICES:
+        return False
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return True
+
+
 def device_of(array):
     """The Device an array lives on. NumPy scalars count as CPU arrays."""
     device = _DEVICE_OF_TYPE.get(type(array))

@@ -108,17 +108,10 @@ def test_no_module_imports_a_layer_above_it_and_leaves_import_no_part_of_the_sta
                 "a layer above it"
 
 
-#: Private names still imported across modules. autograd._is_dtype reads backend's private
-#: device table; both files are being changed elsewhere, so the helper moves (to a public
-#: ``backend.is_dtype``) once those changes are in.
-KNOWN_PRIVATE_IMPORTS = {("miniclip.nn.module", "_is_dtype")}
-
-
 @pytest.mark.parametrize("path", MODULES, ids=[module_name(p) for p in MODULES])
 def test_no_module_imports_a_private_name_of_another(path):
     for imported, names, _ in imports(path):
-        private = [n for n in names if n.startswith("_") and not n.startswith("__")
-                   and (module_name(path), n) not in KNOWN_PRIVATE_IMPORTS]
+        private = [n for n in names if n.startswith("_") and not n.startswith("__")]
         assert not private, f"{module_name(path)} imports private {private} from {imported}; " \
                             "make it public in a module of its own"
 

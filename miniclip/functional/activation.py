@@ -9,8 +9,7 @@ import math
 
 from .. import backend
 from ..autograd import Function
-from .support import stable_log_softmax as _log_softmax
-from .support import wrap_dim as _axis
+from .support import stable_log_softmax, wrap_dim
 
 
 class ReLU(Function):
@@ -120,7 +119,7 @@ class Softmax(Function):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        self.y = xp.exp(_log_softmax(x, self.axis))
+        self.y = xp.exp(stable_log_softmax(x, self.axis))
         return self.y.astype(x.dtype)
 
     def backward(self, gy):
@@ -141,7 +140,7 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, x):
-        self.y = _log_softmax(x, self.axis)
+        self.y = stable_log_softmax(x, self.axis)
         return self.y.astype(x.dtype)
 
     def backward(self, gy):
@@ -174,9 +173,9 @@ def tanh(input):
 
 def softmax(input, dim):
     """Softmax along ``dim``: non-negative values that sum to 1 along that axis."""
-    return Softmax(_axis(dim, input.ndim, "softmax"))(input)
+    return Softmax(wrap_dim(dim, input.ndim, "softmax"))(input)
 
 
 def log_softmax(input, dim):
     """log(softmax(input, dim)), computed stably (never as the log of a rounded softmax)."""
-    return LogSoftmax(_axis(dim, input.ndim, "log_softmax"))(input)
+    return LogSoftmax(wrap_dim(dim, input.ndim, "log_softmax"))(input)

@@ -25,7 +25,7 @@ import collections
 import numpy as np
 
 from .. import backend
-from ..autograd import Tensor, _is_dtype
+from ..autograd import Tensor
 
 
 class Parameter(Tensor):
@@ -314,7 +314,7 @@ class Module:
         The Parameter objects stay the same (only their ``.data`` and ``.grad`` arrays
         are replaced), so an optimiser created earlier keeps working.
         """
-        if _is_dtype(device_or_dtype):
+        if backend.is_dtype(device_or_dtype):
             dtype = np.dtype(device_or_dtype)
 
             def convert(array):
