@@ -106,8 +106,23 @@ class Tanh(Function):
         return gy * (1.0 - self.y * self.y)
 
 
+@backend.fuse
+def _exp_shifted(xp, x, shift):
+    """e^(x - shift), in one GPU kernel."""
+    return xp.exp(x - shift)
+
+
+@backend.fuse
+def _softmax_grad(xp, y, gy, gy_dot_y):
+    """y (gy - sum_i gy_i y_i), in one GPU kernel."""
+    return y * (gy - gy_dot_y)
+
+
 class Softmax(Function):
     """y_i = e^{x_i} / sum_j e^{x_j} along one axis.
+
+    Computed as e^{x_i - m} / sum_j e^{x_j - m} with m = max_j x_j: the same value (the
+    factor e^{-m} cancels), and no exponent is positive, so nothing overflows.
 
     The Jacobian is dy_i/dx_k = y_i (delta_ik - y_k), so
     dL/dx_k = sum_i gy_i y_i (delta_ik - y_k) = y_k (gy_k - sum_i gy_i y_i):
@@ -118,14 +133,15 @@ class Softmax(Function):
         self.axis = axis
 
     def forward(self, x):
-        xp = backend.get_array_module(x)
-        self.y = xp.exp(stable_log_softmax(x, self.axis))
+        x32 = x.astype(backend.accumulation_dtype(x.dtype), copy=False)
+        e = _exp_shifted(x32, x32.max(axis=self.axis, keepdims=True))
+        self.y = e / e.sum(axis=self.axis, keepdims=True)
         return self.y.astype(x.dtype)
 
     def backward(self, gy):
         y = self.y  # kept in the accumulation dtype (float32 for float16 inputs)
         gy = gy.astype(y.dtype, copy=False)
-        return y * (gy - (gy * y).sum(axis=self.axis, keepdims=True))
+        return _softmax_grad(y, gy, (gy * y).sum(axis=self.axis, keepdims=True))
 
 
 class LogSoftmax(Function):

@@ -18,10 +18,20 @@ from ..autograd import Function, Tensor
 from .support import wrap_dim
 
 
-def _standardize(x, mean, var, eps):
-    """xhat = (x - mean) / sqrt(var + eps) and r = 1 / sqrt(var + eps)."""
-    rstd = 1.0 / backend.get_array_module(x).sqrt(var + eps)
-    return (x - mean) * rstd, rstd
+@backend.fuse
+def _normalize(xp, x, mean, rstd, weight, bias):
+    """xhat = (x - mean) r and y = xhat w + b (w, b may be None), in one GPU kernel
+    (``backend.fuse``): the statistics and parameters broadcast against x."""
+    xhat = (x - mean) * rstd
+    y = xhat if weight is None else xhat * weight
+    return xhat, (y if bias is None else y + bias)
+
+
+@backend.fuse
+def _input_grad(xp, g, xhat, rstd, mean_g, mean_g_xhat):
+    """dL/dx = r (g - mean(g) - xhat mean(g xhat)) (the derivation is ``_AffineNormalization``'s),
+    in one GPU kernel."""
+    return (g - mean_g - xhat * mean_g_xhat) * rstd
 
 
 def _moments(x, axes):
@@ -57,30 +67,30 @@ class _AffineNormalization(Function):
     def __init__(self, eps, has_weight, has_bias):
         self.eps, self.has_weight, self.has_bias = eps, has_weight, has_bias
 
-    def _affine(self, xhat, rstd, affine, param_shape, param_axes, stat_axes):
-        """Finish the forward pass from xhat; save what backward needs.
+    def _normalize(self, x, mean, var, affine, param_shape, param_axes, stat_axes):
+        """The forward pass from the statistics; saves what backward needs.
 
         ``param_shape``: how w and b are reshaped to broadcast against x;
         ``param_axes``: the axes they are broadcast over (summed for their gradients);
         ``stat_axes``: axes of the statistics if they came from x, None if fixed.
         """
-        self.xhat, self.rstd = xhat, rstd
+        self.rstd = 1.0 / backend.get_array_module(x).sqrt(var + self.eps)
         self.param_axes, self.stat_axes = param_axes, stat_axes
-        weight = affine[0].reshape(param_shape) if self.has_weight else None
+        self.weight = affine[0].reshape(param_shape) if self.has_weight else None
         bias = affine[-1].reshape(param_shape) if self.has_bias else None
-        self.weight = weight
-        y = xhat if weight is None else xhat * weight
-        return y if bias is None else y + bias
+        self.xhat, y = _normalize(x, mean, self.rstd, self.weight, bias)
+        return y
 
     def backward(self, gy):
         xhat = self.xhat
         gy = gy.astype(xhat.dtype, copy=False)
         g = gy if self.weight is None else gy * self.weight          # dL/dxhat
-        if self.stat_axes is not None:
+        if self.stat_axes is None:
+            grads = [g * self.rstd]
+        else:
             axes = self.stat_axes
-            g = g - g.mean(axis=axes, keepdims=True) - \
-                xhat * (g * xhat).mean(axis=axes, keepdims=True)
-        grads = [g * self.rstd]
+            grads = [_input_grad(g, xhat, self.rstd, g.mean(axis=axes, keepdims=True),
+                                 (g * xhat).mean(axis=axes, keepdims=True))]
         if self.has_weight:
             grads.append((gy * xhat).sum(axis=self.param_axes))
         if self.has_bias:
@@ -99,9 +109,8 @@ class LayerNorm(_AffineNormalization):
         features = tuple(range(x.ndim - self.k, x.ndim))
         x32 = x.astype(backend.accumulation_dtype(x.dtype), copy=False)
         mean, var = _moments(x32, features)
-        xhat, rstd = _standardize(x32, mean, var, self.eps)
-        y = self._affine(xhat, rstd, affine, param_shape=x.shape[x.ndim - self.k:],
-                         param_axes=tuple(range(x.ndim - self.k)), stat_axes=features)
+        y = self._normalize(x32, mean, var, affine, param_shape=x.shape[x.ndim - self.k:],
+                            param_axes=tuple(range(x.ndim - self.k)), stat_axes=features)
         return y.astype(x.dtype)
 
 
@@ -131,9 +140,8 @@ class BatchNorm(_AffineNormalization):
         else:  # in x32's dtype too: float16 buffers (a .half() model) would round var + eps
             mean = self.running_mean.reshape(param_shape).astype(x32.dtype, copy=False)
             var = self.running_var.reshape(param_shape).astype(x32.dtype, copy=False)
-        xhat, rstd = _standardize(x32, mean, var, self.eps)
-        y = self._affine(xhat, rstd, affine, param_shape, param_axes=across,
-                         stat_axes=across if self.training else None)
+        y = self._normalize(x32, mean, var, affine, param_shape, param_axes=across,
+                            stat_axes=across if self.training else None)
         return y.astype(x.dtype)
 
     def _update_running_stats(self, mean, var, n):
