@@ -7,7 +7,20 @@ they diff like code and can be run as scripts. The ``.ipynb`` files are what stu
 open; they are written here without outputs and with fixed cell ids, so building twice
 gives the same bytes and a change to a source changes only the cells it touches.
 
-    python scripts/build_notebooks.py             # write every notebook
+**Exercises.** In a code cell, the lines between ``# BEGIN SOLUTION <label>`` and
+``# END SOLUTION`` (same indentation) are what a student writes. A source with such
+regions gives two editions:
+
+* the *solution edition*, ``notebooks/NAME.ipynb``: the source as it is, markers included
+  (they show the reader which lines the exercise asks for);
+* the *student edition*, ``notebooks/student/NAME.ipynb``: each region replaced by
+  ``raise NotImplementedError("exercise <label>")`` at the region's indentation.
+
+Put each region inside a function, so that the cell defining it still runs in the student
+edition, and follow it with a check cell, ``with exercise("<label>") as check: ...``
+(``miniclip/grading/checks.py``), which calls the function and reports what is wrong.
+
+    python scripts/build_notebooks.py             # write every notebook, both editions
     python scripts/build_notebooks.py --check     # exit 1 if a notebook is out of date
     python scripts/build_notebooks.py --execute   # build, then run each one and time it
     python scripts/build_notebooks.py 03 06       # only the notebooks whose name starts so
@@ -23,8 +36,11 @@ import nbformat
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = NOTEBOOKS / "src"
+STUDENT = NOTEBOOKS / "student"
 
 _CELL_MARKER = re.compile(r"^# %%(?P<markdown> \[markdown\])?\s*$")
+_BEGIN_SOLUTION = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION (?P<label>\S.*?)\s*$")
+_END_SOLUTION = re.compile(r"^(?P<indent>\s*)# END SOLUTION\s*$")
 
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
@@ -49,11 +65,55 @@ def parse_cells(text, source_name):
     return [(kind, "\n".join(body).strip("\n")) for kind, body in cells]
 
 
+def student_code(text, where):
+    """A code cell's student edition: every solution region becomes a stub that raises."""
+    lines, region = [], None
+    for number, line in enumerate(text.splitlines(), 1):
+        begin, end = _BEGIN_SOLUTION.match(line), _END_SOLUTION.match(line)
+        if region is None and begin:
+            region = begin
+            stub = f"exercise {begin['label']}"
+            lines.append(f"{begin['indent']}raise NotImplementedError({stub!r})")
+        elif region is None and end:
+            raise ValueError(f"{where}, line {number}: '# END SOLUTION' without a BEGIN")
+        elif region is None:
+            lines.append(line)
+        elif begin:
+            raise ValueError(f"{where}, line {number}: a solution region inside another")
+        elif end:
+            if end["indent"] != region["indent"]:
+                raise ValueError(f"{where}, line {number}: '# END SOLUTION' is not indented "
+                                 "like its BEGIN")
+            region = None
+        elif line.strip() and not line.startswith(region["indent"]):
+            raise ValueError(f"{where}, line {number}: a solution line left of its markers")
+    if region is not None:
+        raise ValueError(f"{where}: solution region {region['label']!r} is never closed")
+    return "\n".join(lines)
+
+
+def editions(source):
+    """``[(kind, solution text, student text), ...]``: the cells of both editions."""
+    cells = parse_cells(source.read_text("utf-8"), source.name)
+    return [(kind, text, text if kind == "markdown" else
+             student_code(text, f"{source.name}, cell {index}"))
+            for index, (kind, text) in enumerate(cells)]
+
+
 def build(source):
-    """The notebook (an ``nbformat`` node) of one source file."""
+    """``(solution edition, student edition)`` of one source file, as ``nbformat`` nodes;
+    the student edition is None when the source has no exercises."""
+    cells = editions(source)
+    solution = _notebook([(kind, text) for kind, text, _ in cells])
+    has_exercises = any(text != student for _, text, student in cells)
+    student = _notebook([(kind, text) for kind, _, text in cells]) if has_exercises else None
+    return solution, student
+
+
+def _notebook(cells):
     notebook = nbformat.v4.new_notebook()
     notebook.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
-    for index, (kind, text) in enumerate(parse_cells(source.read_text("utf-8"), source.name)):
+    for index, (kind, text) in enumerate(cells):
         make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
         # Fixed ids (nbformat would draw random ones) keep rebuilt files identical.
         notebook.cells.append(make(text, id=f"cell-{index:03d}"))
@@ -88,22 +148,27 @@ def main(argv=None):
 
     sources = sorted(p for p in SOURCES.glob("*.py")
                      if not args.prefixes or p.name.startswith(tuple(args.prefixes)))
-    stale = []
+    stale, targets = [], set()
     for source in sources:
-        target = NOTEBOOKS / (source.stem + ".ipynb")
-        text = render(build(source))
-        current = target.read_text("utf-8") if target.exists() else None
-        if text == current:
-            continue
-        if args.check:
-            stale.append(target.name)
-        else:
-            target.write_text(text, "utf-8")
-            print(f"wrote {target.relative_to(ROOT)}")
+        for folder, notebook in zip((NOTEBOOKS, STUDENT), build(source)):
+            if notebook is None:
+                continue
+            target = folder / (source.stem + ".ipynb")
+            targets.add(target)
+            text = render(notebook)
+            current = target.read_text("utf-8") if target.exists() else None
+            if text == current:
+                continue
+            if args.check:
+                stale.append(str(target.relative_to(NOTEBOOKS)))
+            else:
+                folder.mkdir(exist_ok=True)
+                target.write_text(text, "utf-8")
+                print(f"wrote {target.relative_to(ROOT)}")
     if args.check and not args.prefixes:
-        built = {source.stem + ".ipynb" for source in sources}
-        stale += [f"{p.name} (no source)" for p in sorted(NOTEBOOKS.glob("*.ipynb"))
-                  if p.name not in built]
+        stale += [f"{p.relative_to(NOTEBOOKS)} (no source, or no exercises in it)"
+                  for p in sorted([*NOTEBOOKS.glob("*.ipynb"), *STUDENT.glob("*.ipynb")])
+                  if p not in targets]
     if stale:
         print(f"out of date (run python scripts/build_notebooks.py): {', '.join(stale)}")
         return 1

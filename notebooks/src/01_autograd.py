@@ -16,7 +16,13 @@
 # 5. check it with `miniclip.gradcheck.gradcheck`, exhaustively and along one direction;
 # 6. watch gradcheck catch a deliberately wrong backward, and compare gradients tensor by
 #    tensor with `compare_grads`;
-# 7. plot two activation functions and the derivatives autograd gives for them.
+# 7. plot two activation functions and the derivatives autograd gives for them;
+# 8. **exercises**: build the heart of an autograd engine yourself, for scalars: the
+#    topological order and the backward pass.
+#
+# An exercise is a function with a `raise NotImplementedError` line for you to replace,
+# followed by a cell starting `with exercise(...)` that checks it: it prints "passed", or
+# says which part is wrong, the expected and the computed value of the worst element.
 
 # %%
 import time
@@ -27,6 +33,7 @@ import numpy as np
 import miniclip.functional as F
 from miniclip import Function, Tensor, backend
 from miniclip.gradcheck import GradcheckError, compare_grads, gradcheck
+from miniclip.grading import exercise
 
 np.random.seed(0)
 
@@ -373,6 +380,154 @@ print("largest gap in value:", np.abs(curves["QuickGELU"][0] - curves["GELU"][0]
 # requires QuickGELU (`miniclip/models/transformer.py` uses `nn.QuickGELU`). Both
 # derivatives dip slightly below zero for negative $x$ and overshoot 1 for positive $x$:
 # unlike ReLU, these activations let a little gradient through for negative inputs.
+#
+# ## Exercises: an autograd engine for scalars
+#
+# Everything `backward()` does fits in a page when the values are plain numbers instead of
+# arrays (this is Karpathy's *micrograd*). Below, `Value` holds one number, its gradient,
+# and the `Value`s it was computed from. Each operation creates a new `Value` and gives it
+# a `backward_step`: a function that, once `out.grad` holds $\partial L/\partial\,\text{out}$,
+# **adds** the chain-rule contribution to each input's `.grad`. The operations are written
+# for you; the engine that calls them in the right order is yours.
+
+# %%
+class Value:
+    """A scalar in a computation graph: ``data``, ``grad`` = dL/d(this), and its ``inputs``."""
+
+    def __init__(self, data, inputs=(), label=""):
+        self.data, self.grad, self.inputs, self.label = float(data), 0.0, inputs, label
+        self.backward_step = lambda: None          # a leaf passes its gradient nowhere
+
+    def __add__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        out = Value(self.data + other.data, (self, other))
+
+        def backward_step():                       # d(a + b)/da = d(a + b)/db = 1
+            self.grad += out.grad
+            other.grad += out.grad
+        out.backward_step = backward_step
+        return out
+
+    def __mul__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        out = Value(self.data * other.data, (self, other))
+
+        def backward_step():                       # d(ab)/da = b, d(ab)/db = a
+            self.grad += other.data * out.grad
+            other.grad += self.data * out.grad
+        out.backward_step = backward_step
+        return out
+
+    __radd__, __rmul__ = __add__, __mul__
+
+    def tanh(self):
+        out = Value(np.tanh(self.data), (self,))
+
+        def backward_step():                       # tanh' = 1 - tanh^2
+            self.grad += (1 - out.data ** 2) * out.grad
+        out.backward_step = backward_step
+        return out
+
+    def __repr__(self):
+        return f"Value({self.label}={self.data:.4g}, grad={self.grad:.4g})"
+
+# %% [markdown]
+# ### Exercise 1a: the topological order
+#
+# A node's `backward_step` may run only once its own `.grad` is complete, that is, after
+# every node that *uses* it has passed its contribution on. So the nodes must be visited
+# in an order where each node comes **after all its inputs** (a *topological order*), and
+# then walked in reverse.
+#
+# Write `topological_order(root)`: a list of every node the root depends on, each exactly
+# once (a node used twice is still one node), each after its inputs, the root last. A
+# depth-first search does it: visit a node's inputs first, then append the node; keep a set
+# of visited nodes (by identity: `id(node)`) so shared nodes are not appended twice.
+
+# %%
+def topological_order(root):
+    """Every node ``root`` depends on, each once and after all its inputs; ``root`` last."""
+    # BEGIN SOLUTION 1a: topological order
+    order, visited = [], set()
+
+    def visit(node):
+        if id(node) not in visited:
+            visited.add(id(node))
+            for parent in node.inputs:
+                visit(parent)
+            order.append(node)
+    visit(root)
+    return order
+    # END SOLUTION
+
+
+# %%
+def example():
+    """f = tanh(a·b + c)·a + b, with a and b used twice; returns (f, the leaves a, b, c)."""
+    a, b, c = Value(0.8, label="a"), Value(-1.5, label="b"), Value(0.3, label="c")
+    nodes = {"a·b": a * b}
+    nodes["a·b+c"] = nodes["a·b"] + c
+    nodes["tanh"] = nodes["a·b+c"].tanh()
+    nodes["tanh·a"] = nodes["tanh"] * a
+    nodes["f"] = nodes["tanh·a"] + b
+    for label, node in nodes.items():
+        node.label = label
+    return nodes["f"], (a, b, c)
+
+
+with exercise("1a: topological order") as check:
+    f, leaves = example()
+    order = topological_order(f)
+    check.equal("number of nodes", len(order), 8)
+    check.equal("distinct nodes", len({id(node) for node in order}), 8)
+    check.true("last node", order[-1] is f, "the root f must come last")
+    position = {id(node): i for i, node in enumerate(order)}
+    for node in order:
+        for parent in node.inputs:
+            check.true(f"position of {node.label}", position[id(parent)] < position[id(node)],
+                       f"node {node.label} comes before its input {parent.label}")
+print([node.label for node in order])
+
+# %% [markdown]
+# ### Exercise 1b: `backward`
+#
+# Now the engine: set the root's gradient to $\partial f/\partial f = 1$, then call every
+# node's `backward_step` in **reverse** topological order. Because each step *adds* into
+# its inputs' `.grad`, a node used twice (like `a`) collects both contributions: the
+# same rule as `Tensor._receive_grad` in miniclip.
+
+# %%
+def backward(root):
+    """Fill ``.grad`` of every node ``root`` depends on with d(root)/d(node)."""
+    # BEGIN SOLUTION 1b: backward
+    root.grad = 1.0
+    for node in reversed(topological_order(root)):
+        node.backward_step()
+    # END SOLUTION
+
+
+# %% [markdown]
+# The check builds the same function with miniclip's tensors, lets miniclip's engine
+# differentiate it, and compares the leaves' gradients with yours:
+
+# %%
+with exercise("1b: backward") as check:
+    f, leaves = example()
+    backward(f)
+    tensors = [Tensor(np.array(leaf.data), requires_grad=True) for leaf in leaves]
+    ta, tb, tc = tensors
+    (F.tanh(ta * tb + tc) * ta + tb).backward()
+    for leaf, tensor in zip(leaves, tensors):
+        check.close(f"d f / d {leaf.label}", leaf.grad, tensor.grad)
+print(leaves)
+
+# %% [markdown]
+# From here to miniclip is mostly a change of *granularity*: a `Tensor` node holds a whole
+# array, `backward_step` becomes `Function.backward`, which returns the gradients instead of
+# adding them (the engine adds them, and undoes broadcasting), and miniclip's
+# `_topological_order` (`miniclip/autograd.py`) is the same depth-first search over the
+# `Function`s, written with an explicit stack so that graphs thousands of ops deep do not
+# hit Python's recursion limit.
 #
 # **Where next.** `02_attention.ipynb` builds attention from these pieces. To add an op of
 # your own to miniclip, with its tests, follow `tutorials/adding-an-op.md`.

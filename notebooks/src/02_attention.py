@@ -5,16 +5,18 @@
 # **attention**: every token looks at every other token and takes a weighted average of
 # what it finds. This notebook builds it up in the order the code does:
 #
-# 1. scaled dot-product attention for one head, with the shape of every intermediate;
+# 1. scaled dot-product attention for one head, which you write (exercise 2a);
 # 2. why the scores are divided by $\sqrt{d_h}$;
 # 3. splitting the width into several heads and merging them again;
-# 4. the causal mask of the text tower;
+# 4. the causal mask of the text tower (exercise 2b);
 # 5. a tiny hand-built example whose attention weights we can read off a heatmap;
 # 6. the residual attention block that CLIP stacks 12 or 24 times.
 #
 # The code lives in `miniclip/nn/attention.py` (`scaled_dot_product_attention`,
 # `split_heads`, `merge_heads`, `multi_head_attention`, `MultiheadAttention`) and
 # `miniclip/models/transformer.py` (`ResidualAttentionBlock`, `Transformer`).
+# An exercise is a function with a `raise NotImplementedError` line for you to replace,
+# followed by a cell starting `with exercise(...)` that checks it.
 # Shapes are **batch-first** everywhere in miniclip: a batch of sequences is `[N, L, D]`
 # (batch, length, width).
 
@@ -26,7 +28,8 @@ import miniclip
 import miniclip.functional as F
 from miniclip import Tensor, nn
 from miniclip.gradcheck import gradcheck
-from miniclip.models import ResidualAttentionBlock, causal_mask
+from miniclip.grading import exercise
+from miniclip.models import ResidualAttentionBlock
 
 miniclip.manual_seed(0)
 rng = np.random.default_rng(0)
@@ -44,22 +47,50 @@ rng = np.random.default_rng(0)
 # Row $i$ of `weights` is a probability distribution over the keys: how much query $i$
 # takes from each token. Each output row is therefore a weighted average of the value rows.
 
+# %% [markdown]
+# ### Exercise 2a: one attention head
+#
+# Write the three formulas for one head, on miniclip tensors (so autograd can follow them):
+# `q @ k.T` is the product $QK^\top$ and `F.softmax(x, dim=-1)` the softmax along rows.
+# An optional additive `mask` `[L_q, L_k]` (a NumPy array) is added to the scores before
+# the softmax; the causal mask below is one.
+
+# %%
+def attention(q, k, v, mask=None):
+    """One head: returns (weights [L_q, L_k], out [L_q, d_h]) for q [L_q, d_h], k and v
+    [L_k, d_h]: weights = softmax(q kᵀ / sqrt(d_h) + mask) along rows, out = weights v."""
+    # BEGIN SOLUTION 2a: one attention head
+    scores = q @ k.T / np.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores + Tensor(mask)
+    weights = F.softmax(scores, dim=-1)
+    return weights, weights @ v
+    # END SOLUTION
+
+
+# %% [markdown]
+# The check compares your head with miniclip's `nn.scaled_dot_product_attention`, without
+# a mask and with one that hides key 0 from every query:
+
 # %%
 L, dh = 4, 8
 q = Tensor(rng.standard_normal((L, dh)))
 k = Tensor(rng.standard_normal((L, dh)))
 v = Tensor(rng.standard_normal((L, dh)))
+hide_first_key = np.zeros((L, L))
+hide_first_key[:, 0] = -np.inf
 
-scores = q @ k.T / np.sqrt(dh)
-weights = F.softmax(scores, dim=-1)
-out = weights @ v
+with exercise("2a: one attention head") as check:
+    weights, out = attention(q, k, v)
+    check.close("row sums of the weights", weights.numpy().sum(axis=1), np.ones(L))
+    check.close("output", out, nn.scaled_dot_product_attention(q, k, v))
+    masked_weights, masked_out = attention(q, k, v, hide_first_key)
+    check.close("weights on the masked key", masked_weights.numpy()[:, 0], np.zeros(L))
+    check.close("output with the mask", masked_out,
+                nn.scaled_dot_product_attention(q, k, v, attn_mask=hide_first_key))
 print("q, k, v  ", q.shape, k.shape, v.shape)
-print("scores   ", scores.shape)
 print("weights  ", weights.shape, "| row sums", weights.numpy().sum(axis=1).round(6))
 print("out      ", out.shape)
-
-library_out = nn.scaled_dot_product_attention(q, k, v)
-print("same as nn.scaled_dot_product_attention:", np.allclose(out.numpy(), library_out.numpy()))
 
 # %% [markdown]
 # ## Why divide by $\sqrt{d_h}$?
@@ -134,9 +165,27 @@ print("same as one head at a time:", np.allclose(together.numpy(), F.cat(one_by_
 # $0 \ldots i$. An **additive mask** does this: 0 where attending is allowed and $-\infty$
 # where it is not, added to the scores before the softmax. Since $e^{-\infty} = 0$, the
 # masked keys get weight exactly 0 and the remaining weights still sum to 1.
-# `causal_mask(L)` in `miniclip/models/text_transformer.py` makes it.
+#
+# ### Exercise 2b: the causal mask
+#
+# Write `causal_mask(length)`: a float array `[length, length]` whose row $i$ (the query)
+# is 0 at columns $j \le i$ and $-\infty$ at columns $j > i$. (`np.triu` or `np.tril` with
+# an offset, or a comparison of `np.arange`s, does it in one line.) The rest of the
+# notebook uses your mask.
 
 # %%
+def causal_mask(length):
+    """The additive causal mask [length, length]: 0 where key j <= query i, -inf above."""
+    # BEGIN SOLUTION 2b: the causal mask
+    return np.triu(np.full((length, length), -np.inf), k=1)
+    # END SOLUTION
+
+
+# %%
+with exercise("2b: the causal mask") as check:
+    from miniclip.models import causal_mask as reference_mask   # the one the text tower uses
+    for length in (1, 2, 5):
+        check.close(f"causal_mask({length})", causal_mask(length), reference_mask(length))
 print(causal_mask(5))
 
 # %% [markdown]
@@ -193,16 +242,16 @@ for p in range(1, 8):
 W[24:32, 8:16] = strength * np.eye(8)                 # head 1 keys:    the position
 W[32:48, :] = np.eye(D)                               # values: the token itself
 
-attention = nn.MultiheadAttention(D, num_heads=2).to(np.float64)
-attention.in_proj_weight.data[...] = W
-attention.in_proj_bias.data[...] = 0.0
-attention.out_proj.weight.data[...] = np.eye(D)
-attention.out_proj.bias.data[...] = 0.0
+two_heads = nn.MultiheadAttention(D, num_heads=2).to(np.float64)
+two_heads.in_proj_weight.data[...] = W
+two_heads.in_proj_bias.data[...] = 0.0
+two_heads.out_proj.weight.data[...] = np.eye(D)
+two_heads.out_proj.bias.data[...] = 0.0
 
 sentence = Tensor(tokens)
 fig, axes = plt.subplots(2, 2, figsize=(9, 8.5))
 for row, (title, m) in enumerate([("no mask", None), ("causal mask", causal_mask(L))]):
-    _, att = attention(sentence, sentence, sentence, attn_mask=m, need_weights=True)
+    _, att = two_heads(sentence, sentence, sentence, attn_mask=m, need_weights=True)
     print(title, "- weights shape [N, heads, L_q, L_k]:", att.shape)
     for head, name in enumerate(["head 0: same word", "head 1: previous token"]):
         ax = axes[row, head]

@@ -10,6 +10,10 @@
 # 3. write each word as a sequence of **bytes**, each byte shown as one printable character;
 # 4. apply learned **merges**, most frequent pair first, until no merge applies.
 #
+# You will write the heart of BPE yourself: counting pairs, one merge, and encoding a word
+# (exercises 3a–3c; each is a function with a `raise NotImplementedError` line for you to
+# replace, followed by a `with exercise(...)` cell that checks it).
+#
 # Then every row gets a start and an end token and is padded to 77 ids.
 #
 # The code: `miniclip/tokenizer/pretokenizer.py` (steps 1–3), `bpe.py` (merging and learning
@@ -24,7 +28,8 @@ import numpy as np
 
 import miniclip
 from miniclip.tokenizer import clean_text, default_tokenizer, pretokenize
-from miniclip.tokenizer.bpe import apply_merges, learn_merges, merge_pair
+from miniclip.grading import exercise
+from miniclip.tokenizer.bpe import learn_merges
 from miniclip.tokenizer.pretokenizer import BYTE_TO_CHAR, word_symbols
 
 # %% [markdown]
@@ -107,15 +112,67 @@ word_counts = Counter(word for text in corpus for word in pretokenize(clean_text
 words = {tuple(word_symbols(w)): n for w, n in word_counts.items()}
 print(f"{len(word_counts)} distinct words, {sum(word_counts.values())} in all")
 
+# %% [markdown]
+# ### Exercise 3a: counting pairs
+#
+# Complete `pair_counts`: count the neighbouring pairs of every word, each weighted by the
+# word's count. (A `Counter` is a dict that starts every key at 0.)
 
+# %%
 def pair_counts(words):
+    """{(first, second): how often the pair occurs} over ``words``, a dict {symbols: count}."""
+    # BEGIN SOLUTION 3a: pair counts
     counts = Counter()
     for symbols, n in words.items():
         for pair in zip(symbols, symbols[1:]):
             counts[pair] += n
     return counts
+    # END SOLUTION
 
 
+# %%
+with exercise("3a: pair counts") as check:
+    toy = {("l", "o", "w</w>"): 5, ("l", "o", "w", "e", "r</w>"): 2}
+    check.equal("pairs of the toy corpus", dict(pair_counts(toy)),
+                {("l", "o"): 7, ("o", "w</w>"): 5, ("o", "w"): 2, ("w", "e"): 2, ("e", "r</w>"): 2})
+    check.equal("a one-symbol word", dict(pair_counts({("a</w>",): 3})), {})
+
+# %% [markdown]
+# ### Exercise 3b: one merge
+#
+# Complete `merge`, one merge in one word, scanning left to right: where
+# `symbols[i], symbols[i + 1]` is the pair, emit the joined symbol and skip two; otherwise
+# emit `symbols[i]` and move on by one.
+
+# %%
+def merge(symbols, pair):
+    """A new list: ``symbols`` with every occurrence of ``pair``, left to right and without
+    overlap, replaced by the joined symbol (merging ('a', 'a') in a a a gives aa a)."""
+    # BEGIN SOLUTION 3b: one merge
+    merged, i = [], 0
+    while i < len(symbols):
+        if tuple(symbols[i:i + 2]) == pair:
+            merged.append(pair[0] + pair[1])
+            i += 2
+        else:
+            merged.append(symbols[i])
+            i += 1
+    return merged
+    # END SOLUTION
+
+
+# %%
+with exercise("3b: one merge") as check:
+    from miniclip.tokenizer.bpe import merge_pair as reference_merge
+    for symbols, pair in [(["c", "a", "t</w>"], ("a", "t</w>")), (["a", "a", "a"], ("a", "a")),
+                          (["a", "b", "a", "b"], ("a", "b")), (["x", "y"], ("y", "x"))]:
+        check.equal(f"merge({symbols}, {pair})", merge(list(symbols), pair),
+                    reference_merge(symbols, pair))
+
+# %% [markdown]
+# With both, the first three steps of BPE by hand:
+
+# %%
 by_hand = []
 for step in range(3):
     counts = pair_counts(words)
@@ -123,7 +180,7 @@ for step in range(3):
     best = min(counts, key=lambda pair: (-counts[pair], pair))
     print(f"step {step}: top pairs {counts.most_common(4)}\n        -> merge {best}")
     by_hand.append(best)
-    words = {tuple(merge_pair(list(s), best)): n for s, n in words.items()}
+    words = {tuple(merge(list(s), best)): n for s, n in words.items()}
 
 # %% [markdown]
 # `learn_merges` in `bpe.py` does the same, but instead of recounting every pair after each
@@ -140,13 +197,45 @@ print("the first 20 merges:", [a + b for a, b in merges[:20]])
 # ## Watching words get merged
 #
 # To *encode* a word, start from its bytes and repeatedly apply the earliest-learned merge
-# that occurs in it (`apply_merges`). With the first $k$ merges only, frequent words become
-# single tokens first; rare ones stay in pieces.
+# that occurs in it. The merges are given as *ranks*, `{pair: the step it was learned at}`.
+#
+# ### Exercise 3c: encoding a word
+#
+# Write `encode_word(symbols, ranks)`: while the word has two or more symbols, find among
+# its neighbouring pairs the one of lowest rank; if none is a learned merge, stop;
+# otherwise `merge` it and repeat. (`min` with a `key` that gives unknown pairs the rank
+# `float("inf")` finds it.) Applying merges in the order they were learned replays
+# training on this one word; `miniclip/tokenizer/bpe.py` calls this `apply_merges`.
+
+# %%
+def encode_word(symbols, ranks):
+    """The final symbols of one word under the merges ``ranks`` {pair: rank}."""
+    # BEGIN SOLUTION 3c: encode a word
+    while len(symbols) > 1:
+        best = min(zip(symbols, symbols[1:]), key=lambda pair: ranks.get(pair, float("inf")))
+        if best not in ranks:
+            break
+        symbols = merge(symbols, best)
+    return symbols
+    # END SOLUTION
+
+
+# %%
+with exercise("3c: encode a word") as check:
+    from miniclip.tokenizer.bpe import apply_merges as reference_encode
+    some_ranks = {pair: rank for rank, pair in enumerate(merges[:30])}
+    for word in ["circle", "squares", "hexagon", "a", "café"]:
+        check.equal(f"encode_word of {word!r}", encode_word(word_symbols(word), some_ranks),
+                    reference_encode(word_symbols(word), some_ranks))
+
+# %% [markdown]
+# With the first $k$ merges only, frequent words become single tokens first; rare ones stay
+# in pieces.
 
 # %%
 def segment(word, k):
     ranks = {pair: rank for rank, pair in enumerate(merges[:k])}
-    return apply_merges(word_symbols(word), ranks)
+    return encode_word(word_symbols(word), ranks)
 
 
 for word in ["circle", "square", "triangle", "circles", "diamond", "hexagon"]:

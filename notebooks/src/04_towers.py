@@ -12,6 +12,9 @@
 # This notebook follows an image through both image towers with real shapes, counts the
 # parameters of the nine released models, and shows what CLIP's image preprocessing does to
 # a picture. All models here are small enough to build on a laptop in a fraction of a second.
+# Exercise 4a asks you to cut images into patch vectors without a loop (a function with a
+# `raise NotImplementedError` line to replace, followed by a `with exercise(...)` cell
+# that checks it).
 
 # %%
 import matplotlib.pyplot as plt
@@ -25,6 +28,7 @@ from miniclip import CLIP, Preprocess, Tensor, create_model, nn, no_grad
 from miniclip.data import SyntheticShapes
 from miniclip.models import RELEASED_CONFIGS, ModifiedResNet
 from miniclip.data.preprocess import MEAN, STD, center_crop, resize_shorter_side, to_normalized_array
+from miniclip.grading import exercise
 
 miniclip.manual_seed(0)
 
@@ -36,7 +40,9 @@ miniclip.manual_seed(0)
 # 32×32 images and 8×8 patches: a 4×4 grid, 16 tokens. (ViT-B/32: 224×224 images, 32×32
 # patches, 49 tokens.) Here is one picture from miniclip's synthetic dataset
 # (`miniclip.data.SyntheticShapes`, the one `06_train_tiny_clip.ipynb` trains on), cut
-# into its patches, in the order the tokens are numbered (row-major: token = row · G + col).
+# into its patches, numbered as tokens of the sequence the transformer reads: token 0 is
+# the class token (below), so the patch in row $r$ and column $c$ is token $1 + rG + c$
+# (row-major order).
 
 # %%
 R, P = 32, 8
@@ -72,21 +78,44 @@ plt.show()
 # kernel over the image is exactly "flatten every patch and multiply by the same matrix".
 # Let us check that on the picture above.
 
+#
+# ### Exercise 4a: patches without a loop
+#
+# Write `patchify(images, P)`: images `[N, C, R, R]` (a NumPy array) to patch vectors
+# `[N, G², C·P·P]`, patches in row-major order, each flattened in (channel, row, column)
+# order as the convolution's weight `[W, C, P, P]` is. No loop is needed: `reshape` the
+# two image axes into (grid row, pixel row) and (grid column, pixel column),
+# `transpose` so that the grid axes come before the channel and pixel axes, and
+# `reshape` again. The check multiplies your patches by the flattened kernel and compares
+# the result with the convolution.
+
+# %%
+def patchify(images, P):
+    """[N, C, R, R] -> [N, (R/P)², C·P·P]: the P x P patches in row-major order, flattened."""
+    # BEGIN SOLUTION 4a: patches without a loop
+    n, c, r, _ = images.shape
+    g = r // P
+    grid = images.reshape(n, c, g, P, g, P)             # [N, C, grid row, y, grid col, x]
+    return grid.transpose(0, 2, 4, 1, 3, 5).reshape(n, g * g, c * P * P)
+    # END SOLUTION
+
+
 # %%
 vit = create_model("tiny-vit").visual.eval()
 image_array = Preprocess(R)(image)[None]                       # [1, 3, R, R], normalised
 x = Tensor(image_array)
-
+weight = vit.conv1.weight.numpy().reshape(vit.conv1.weight.shape[0], -1)   # [W, 3·P·P]
 with no_grad():
     by_conv = vit.conv1(x)                                      # [1, W, G, G]
     by_conv = by_conv.reshape(1, by_conv.shape[1], -1).transpose(1, 2)   # [1, G², W]
 
-# flatten each patch in (channel, row, column) order, like the kernel's weight
-patches = image_array.reshape(1, 3, G, P, G, P).transpose(0, 2, 4, 1, 3, 5).reshape(1, G * G, -1)
-weight = vit.conv1.weight.numpy().reshape(vit.conv1.weight.shape[0], -1)   # [W, 3·P·P]
-by_matmul = patches @ weight.T
-print("patch vectors", patches.shape, "| weight", weight.shape, "| tokens", by_matmul.shape)
-print("conv == flatten + linear:", np.allclose(by_conv.numpy(), by_matmul, atol=1e-5))
+with exercise("4a: patches without a loop") as check:
+    patches = patchify(image_array, P)
+    check.close("the first patch (row 0, column 0)", patches[0, 0], image_array[0, :, :P, :P].ravel())
+    check.close("the second patch (row 0, column 1)", patches[0, 1],
+                image_array[0, :, :P, P:2 * P].ravel())
+    check.close("patches @ flattened kernel", patches @ weight.T, by_conv, atol=1e-5)
+print("patch vectors", patches.shape, "| weight", weight.shape, "| tokens", by_conv.shape)
 
 # %% [markdown]
 # The rest of `VisionTransformer.forward`, with the shape after each step: a learned

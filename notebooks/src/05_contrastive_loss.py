@@ -13,6 +13,10 @@
 # 5. AdamW and the warm-up + cosine learning-rate schedule;
 # 6. one mixed-precision step with dynamic loss scaling.
 #
+# There are two exercises: the pseudocode's cross-entropy (5a) and the loss's gradient in
+# closed form (5b), each a function with a `raise NotImplementedError` line for you to
+# replace, followed by a `with exercise(...)` cell that checks it.
+#
 # The code: `miniclip/training/loss.py` (the loss and the temperature), `miniclip/optim.py`
 # (AdamW, schedule), `miniclip/training/recipe.py` (the paper's parameter groups and Adam
 # settings), `miniclip/amp.py` (mixed precision).
@@ -26,6 +30,7 @@ import miniclip.functional as F
 from miniclip import CLIP, Tensor, create_model, no_grad
 from miniclip.amp import GradScaler, float16_parameters, mixed_precision_step
 from miniclip.data import CLIPCollate, SyntheticShapes
+from miniclip.grading import exercise
 from miniclip.training.loss import (LOGIT_SCALE_INIT, LOGIT_SCALE_MAX, clamp_logit_scale_, clip_loss,
                            clip_loss_from_features)
 from miniclip.optim import AdamW, WarmupCosine
@@ -98,11 +103,33 @@ def l2_normalize(x, axis):
 
 
 def cross_entropy_loss(logits, labels, axis):
+    """Mean cross-entropy of the softmax along ``axis`` of ``logits`` [n, n], where the
+    true class of row (axis=1) or column (axis=0) k is labels[k]."""
+    # BEGIN SOLUTION 5a: the cross-entropy of the pseudocode
     log_softmax = logits - np.log(np.exp(logits).sum(axis=axis, keepdims=True))
     picked = log_softmax[labels, labels]        # the diagonal: true pairs, for either axis
     return -picked.mean()
+    # END SOLUTION
 
 
+# %% [markdown]
+# ### Exercise 5a: the pseudocode's cross-entropy
+#
+# Complete `cross_entropy_loss` above in NumPy: take the log-softmax along `axis`
+# ($s - \log\sum e^{s}$ along that axis, `keepdims=True` so it broadcasts back), pick the
+# entries of the true pairs (for CLIP's labels `arange(n)`: the diagonal, whichever the
+# axis) and return minus their mean. The check compares it with miniclip's
+# `F.cross_entropy` on rows (axis 1) and on columns (axis 0: the rows of the transpose).
+
+# %%
+with exercise("5a: the cross-entropy of the pseudocode") as check:
+    some_logits = 5 * np.random.default_rng(1).standard_normal((6, 6))
+    for axis, rows in [(1, some_logits), (0, some_logits.T)]:
+        check.close(f"cross_entropy_loss(logits, labels, axis={axis})",
+                    cross_entropy_loss(some_logits, np.arange(6), axis),
+                    F.cross_entropy(Tensor(rows), np.arange(6)))
+
+# %%
 n = 8
 I_e = l2_normalize(I_f.numpy() @ W_i.numpy(), axis=1)
 T_e = l2_normalize(T_f.numpy() @ W_t.numpy(), axis=1)
@@ -145,8 +172,8 @@ axes[0].axhline(np.log(32), color="grey", ls=":", label="ln 32 (chance)")
 axes[0].set(xlabel="step", title="contrastive loss, batches of 32")
 axes[0].legend()
 axes[1].plot(history["scale"])
-axes[1].axhline(100, color="grey", ls=":", label="the bound, 100")
-axes[1].set(xlabel="step", title="logit scale exp(t) = 1 / temperature")
+axes[1].axhline(np.exp(LOGIT_SCALE_INIT), color="grey", ls=":", label="start, 14.3")
+axes[1].set(xlabel="step", title="logit scale exp(t) = 1 / temperature (bound: 100)")
 axes[1].legend()
 plt.tight_layout()
 plt.show()
@@ -155,7 +182,9 @@ plt.show()
 # The loss falls far below chance but not to 0: the noise makes some pairs genuinely hard
 # to tell apart. The logit scale first dips while the embeddings are poor (a softer softmax
 # hedges against mistakes), then grows as they improve (once the true pair is usually the
-# most similar, a sharper softmax lowers the loss). Section 4 looks at why.
+# most similar, a sharper softmax lowers the loss). Both moves are small here: from 14.3
+# down to about 11 and back to about 14, far below the bound of 100 (which is why the
+# axis stops short of it). Section 4 looks at why.
 #
 # Now the picture the loss is about: the matrix of cosine similarities of a fresh batch of 12
 # pairs, before training (random projections) and after. After training the diagonal stands
@@ -209,14 +238,42 @@ print("image -> text retrieval accuracy:", (after.argmax(axis=1) == np.arange(12
 # its row and from its column. Hard negatives, the mismatches that look most like a match,
 # get the largest push. Autograd agrees with the formula:
 
+#
+# ### Exercise 5b: the gradient in closed form
+#
+# Write `clip_loss_gradient(logits)` in NumPy with the formula above, without autograd:
+# the softmax along rows and along columns (subtract each row's or column's maximum before
+# `np.exp`, which changes nothing mathematically and keeps large logits from
+# overflowing), then the formula. The check compares it with what miniclip's autograd gives
+# for `clip_loss`, and with finite differences of the loss itself.
+
 # %%
-logits = Tensor(scale * after, requires_grad=True)
-clip_loss(logits).backward()
-p_row = F.softmax(Tensor(scale * after), dim=1).numpy()
-p_col = F.softmax(Tensor(scale * after), dim=0).numpy()
-n = len(after)
-by_hand = (p_row + p_col - 2 * np.eye(n)) / (2 * n)
-print("autograd == formula:", np.allclose(logits.grad, by_hand, atol=1e-6))
+def clip_loss_gradient(logits):
+    """d clip_loss / d logits for logits [n, n] (a NumPy array), from the closed form."""
+    # BEGIN SOLUTION 5b: the gradient of the CLIP loss
+    def softmax(s, axis):
+        e = np.exp(s - s.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+    n = len(logits)
+    return (softmax(logits, 1) + softmax(logits, 0) - 2 * np.eye(n)) / (2 * n)
+    # END SOLUTION
+
+
+# %%
+with exercise("5b: the gradient of the CLIP loss") as check:
+    from miniclip.grading import numerical_gradient
+    logits = Tensor(scale * after, requires_grad=True)
+    clip_loss(logits).backward()
+    check.close("gradient of the trained logits", clip_loss_gradient(scale * after), logits.grad)
+    small = 3 * np.random.default_rng(2).standard_normal((4, 4))
+    check.close("gradient of a random 4 x 4", clip_loss_gradient(small),
+                numerical_gradient(lambda s: clip_loss(Tensor(s)).item(), small), atol=1e-7)
+
+# %% [markdown]
+# The map of the gradient for our trained batch:
+
+# %%
+by_hand = clip_loss_gradient(scale * after)
 
 limit = np.abs(by_hand).max()
 plt.figure(figsize=(4.6, 4))

@@ -1,0 +1,157 @@
+"""The check cells of the course notebooks.
+
+Each exercise in a notebook is a function the student completes, followed by a cell that
+checks it::
+
+    with exercise("2a: one attention head") as check:
+        check.close("weights", weights, expected_weights)
+        check.close("output", out, expected_out)
+
+On success the cell prints ``exercise 2a: one attention head: passed (2 checks)``. Otherwise
+it stops with an ``ExerciseError`` whose message names the part that is wrong and says how:
+the shapes when they differ (and whether the answer is the transpose), the first NaN, or
+how many elements are off and the worst one (its index, the expected value and the value
+got). It never prints the expected array itself, only one element of it, so the feedback
+points at the mistake without handing over the answer.
+
+A function still holding its ``raise NotImplementedError`` stub gives ``ExerciseNotDone``,
+a subclass, whose message says the exercise has not been attempted; the test suite relies
+on that to check the student editions of the notebooks (``tests/test_notebooks.py``).
+Anything else the student's code raises is reported as part of an ``ExerciseError`` too,
+with the original error chained, so a check cell fails in one recognisable way.
+
+Only NumPy is used here: arrays, miniclip ``Tensor`` objects (anything with ``.numpy()``)
+and CuPy arrays (anything with ``.get()``) are compared on the host.
+"""
+import contextlib
+
+import numpy as np
+
+
+class ExerciseError(AssertionError):
+    """An exercise's answer is wrong (the message says which part and how)."""
+
+
+class ExerciseNotDone(ExerciseError):
+    """An exercise still raises its ``NotImplementedError`` stub."""
+
+
+def _host(value):
+    """A NumPy array of ``value`` (a Tensor, a CuPy array, an array, a number or a list)."""
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    elif hasattr(value, "get"):
+        value = value.get()
+    return np.asarray(value)
+
+
+def _index(flat_index, shape):
+    return tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()
+
+
+class Check:
+    """The comparisons of one exercise; each failure raises ``ExerciseError``."""
+
+    def __init__(self):
+        self.count = 0
+
+    def close(self, part, got, expected, atol=1e-6, rtol=1e-5):
+        """``got`` equals ``expected`` elementwise within ``atol + rtol·|expected|``
+        (infinities must match exactly, as in an additive mask)."""
+        self.count += 1
+        if got is None:
+            raise ExerciseError(f"{part}: got None (did the function forget to return?)")
+        got, expected = _host(got), _host(expected).astype(np.float64)
+        if got.shape != expected.shape:
+            hint = ""
+            if got.ndim >= 2 and got.shape == expected.shape[:-2] + expected.shape[-2:][::-1]:
+                hint = " (the transpose's shape: are two axes swapped?)"
+            raise ExerciseError(f"{part}: expected shape {expected.shape}, got {got.shape}{hint}")
+        got = got.astype(np.float64)
+        misplaced_nan = np.isnan(got) & ~np.isnan(expected)
+        if misplaced_nan.any():
+            where = _index(np.flatnonzero(misplaced_nan)[0], got.shape)
+            raise ExerciseError(f"{part}: got NaN at index {where} "
+                                f"({int(misplaced_nan.sum())} NaN in all); expected "
+                                f"{expected[where]:.6g} there")
+        same_inf = np.isinf(expected) & (got == expected)
+        with np.errstate(invalid="ignore"):                    # inf - inf
+            error = np.where(same_inf, 0.0, np.abs(got - expected))
+        error = np.where(np.isnan(error), np.inf, error)       # inf vs a number, or vice versa
+        tolerance = atol + rtol * np.where(np.isinf(expected), 0.0, np.abs(expected))
+        wrong = error > tolerance
+        if wrong.any():
+            worst = _index(np.argmax(np.where(wrong, error, -1.0)), got.shape)
+            where = f" at index {worst}" if worst else ""
+            raise ExerciseError(
+                f"{part}: {int(wrong.sum())} of {got.size} elements differ; the worst{where}: "
+                f"expected {expected[worst]:.6g}, got {got[worst]:.6g} "
+                f"(|difference| {error[worst]:.3g}, allowed {tolerance[worst]:.2g})")
+
+    def equal(self, part, got, expected):
+        """``got == expected`` for numbers, strings, tuples, lists and dicts; for sequences
+        the first position that differs is named, for dicts the first key."""
+        self.count += 1
+        if got == expected:
+            return
+        if isinstance(expected, dict) and isinstance(got, dict):
+            for key in sorted(set(expected) | set(got), key=repr):
+                if key not in got:
+                    raise ExerciseError(f"{part}: missing key {key!r} (expected value "
+                                        f"{expected[key]!r}); {len(got)} keys got, "
+                                        f"{len(expected)} expected")
+                if key not in expected:
+                    raise ExerciseError(f"{part}: unexpected key {key!r} (value {got[key]!r})")
+                if got[key] != expected[key]:
+                    raise ExerciseError(f"{part}: at key {key!r} expected {expected[key]!r}, "
+                                        f"got {got[key]!r}")
+        if isinstance(expected, (list, tuple)) and isinstance(got, (list, tuple)):
+            for position, (a, b) in enumerate(zip(got, expected)):
+                if a != b:
+                    raise ExerciseError(f"{part}: differs first at position {position}: "
+                                        f"expected {b!r}, got {a!r}")
+            raise ExerciseError(f"{part}: expected {len(expected)} items, got {len(got)} "
+                                "(the common part agrees)")
+        raise ExerciseError(f"{part}: expected {expected!r}, got {got!r}")
+
+    def true(self, part, condition, explanation):
+        """``condition`` holds; ``explanation`` says what failed when it does not."""
+        self.count += 1
+        if not condition:
+            raise ExerciseError(f"{part}: {explanation}")
+
+
+@contextlib.contextmanager
+def exercise(name):
+    """Run the checks of exercise ``name`` (see the module docstring) and report once."""
+    check = Check()
+    try:
+        yield check
+    except NotImplementedError as error:
+        raise ExerciseNotDone(
+            f"exercise {name}: not done yet: the code still raises NotImplementedError"
+            f"({error}). Replace the `raise NotImplementedError` line with your code, run "
+            "that cell, then this one.") from None
+    except ExerciseError as error:
+        raise ExerciseError(f"exercise {name}: {error}") from None
+    except Exception as error:
+        raise ExerciseError(f"exercise {name}: your code raised {type(error).__name__}: "
+                            f"{error}") from error
+    print(f"exercise {name}: passed ({check.count} check{'s' * (check.count != 1)})")
+
+
+def numerical_gradient(f, x, eps=1e-6):
+    """Central differences ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)`` of a scalar
+    function of a float64 array, for every element: the gradient a backward pass must give,
+    computed without it (two calls of ``f`` per element: keep ``x`` small)."""
+    x = np.array(x, dtype=np.float64)
+    gradient = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        saved = x[i]
+        x[i] = saved + eps
+        above = float(f(x))
+        x[i] = saved - eps
+        below = float(f(x))
+        x[i] = saved
+        gradient[i] = (above - below) / (2 * eps)
+    return gradient
