@@ -21,7 +21,9 @@ def connect(comm, local_rank):
     when this CuPy has no NCCL (``comm.py`` then stages GPU arrays through the host)."""
     import cupy
 
-    cupy.cuda.Device(local_rank % cupy.cuda.runtime.getDeviceCount()).use()
+    count = cupy.cuda.runtime.getDeviceCount()
+    if count > 1:  # else every rank uses the one GPU there is
+        cupy.cuda.Device(local_rank % count).use()
     try:
         from cupy.cuda import nccl
     except ImportError:
