@@ -21,8 +21,8 @@ soon as the backward has produced its gradients, hiding communication behind the
 the backward. That pays when the network or a GPU's copy engines move data while the
 compute units work. On a CPU, MPI makes progress only inside MPI calls and the cores are
 busy with the backward (one per rank), so an overlapped all-reduce would wait for the
-backward to end anyway. The communication measured in the README is a few percent of a
-tiny-ViT step on 2 processes, so there is little to hide.
+backward to end anyway. And there is little to hide: the README measures the tiny ViT's
+gradient all-reduce on 2 processes at about a tenth of a step.
 
 **Batch norm.** The ResNet's batch norms normalise by the statistics of each rank's own
 b images (as PyTorch's DDP does without ``SyncBatchNorm``), so ``--tower rn`` on W ranks
