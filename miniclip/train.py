@@ -32,6 +32,7 @@ saved step. ``--data DIR`` trains on a folder of images with a ``captions.csv`` 
 (see ``data.ImageTextFolder``); zero-shot evaluation needs class names and is then skipped.
 """
 import argparse
+import functools
 import os
 import sys
 import time
@@ -116,6 +117,9 @@ def parse_args(argv=None):
         help="steps between checkpoints (default 100)")
     add("--resume", action="store_true", help=f"continue from --out/{CHECKPOINT}")
     add("--quiet", action="store_true", help="no progress bar")
+    add("--distributed", action="store_true",
+        help="one process of a data-parallel run: mpiexec -n 4 python -m miniclip.train "
+             "--tiny --distributed (needs mpi4py; --batch-size is the global batch)")
     args = parser.parse_args(argv)
     if args.steps is None:
         args.steps = DEFAULT_STEPS[args.tower]
@@ -137,7 +141,11 @@ def main(argv=None):
     """
     args = parse_args(argv)
     try:
-        train(args)
+        if args.distributed:  # an error on any rank ends the whole job (distributed/launch.py)
+            from .distributed.launch import run
+            run(train, args)
+        else:
+            train(args)
     except NonFiniteError as error:
         print(f"error: training stopped: {error}\nThe last checkpoint (if any) is unchanged. "
               "A lower --lr, a longer --warmup or --grad-clip usually cures a diverging run.",
@@ -146,8 +154,9 @@ def main(argv=None):
     return 0
 
 
-def train(args):
-    """The training run ``args`` describes (see ``parse_args``). Returns a summary dict:
+def train(args, world=None):
+    """The training run ``args`` describes (see ``parse_args``), as one rank of ``world``
+    when given (a data-parallel run, ``miniclip/distributed/``). Returns a summary dict:
     ``losses`` (one per step, from step 1), ``seconds`` (of this session's steps),
     ``accuracy_before`` and ``accuracy`` (zero-shot top-1; None without evaluation) and
     ``chance`` (1 / number of classes)."""
@@ -161,13 +170,20 @@ def train(args):
               "mixed precision is about 100x slower than float32.")
     collate = CLIPCollate.for_model(model.input_resolution, model.context_length)
     loader, evaluation = _data(args, model.input_resolution, collate)
+    step_function = train_step
+    if world is not None:  # each rank: rank 0's weights, its rows of each batch, the same step
+        from .distributed import broadcast_parameters, shard, train_step as parallel_step
+        broadcast_parameters(world, model)
+        loader, step_function = shard(loader, world), functools.partial(parallel_step, world)
+        evaluation = evaluation if world.rank == 0 else None
     optimizer = paper_optimizer(model, args.lr, model.vision_kind, weight_decay=args.weight_decay)
     schedule = WarmupCosine(optimizer, args.warmup, args.steps)
     scaler = GradScaler(enabled=args.amp)
     # What a resumed run must share. (The learning rate and weight decay come back from the
     # optimiser's saved state, so a different --lr would be silently ignored: refuse it.)
     run = {"model": name, "batch_size": args.batch_size, "seed": args.seed, "data": args.data,
-           "train_size": args.train_size, "lr": args.lr, "weight_decay": args.weight_decay}
+           "train_size": args.train_size, "lr": args.lr, "weight_decay": args.weight_decay,
+           "world_size": 1 if world is None else world.size}
 
     start, losses, accuracy_before = 0, [], None
     if args.resume:
@@ -178,6 +194,8 @@ def train(args):
         os.makedirs(args.out, exist_ok=True)
 
     def save(step):
+        if world is not None and world.rank != 0:
+            return  # one writer
         save_training_state(os.path.join(args.out, CHECKPOINT), model, optimizer, step, scaler,
                             extra=dict(run, losses=losses, accuracy_before=accuracy_before))
 
@@ -190,8 +208,8 @@ def train(args):
     for step in progress:
         lr = schedule(step)
         images, tokens = next(batches)
-        losses.append(train_step(model, optimizer, scaler, images, tokens, step + 1,
-                                 args.device, args.grad_clip))
+        losses.append(step_function(model, optimizer, scaler, images, tokens, step + 1,
+                                    args.device, args.grad_clip))
         if (step + 1) % 10 == 0 or step + 1 == args.steps:  # the temperature is a device read
             progress.set_postfix({"loss": f"{np.mean(losses[-10:]):.3f}",
                                   "temp": f"{_temperature(model):.4f}", "lr": f"{lr:.1e}"})

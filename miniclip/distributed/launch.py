@@ -1,0 +1,52 @@
+"""``python -m miniclip.train --distributed``: one rank of an MPI job.
+
+``mpiexec -n 4 python -m miniclip.train --tiny --distributed`` starts four processes
+that each run ``train.train`` with their ``MPIWorld``: ``--batch-size`` is the global
+batch, split evenly over the ranks; each rank reads its own rows (``shard.py``); only rank
+0 prints, evaluates and writes checkpoints (the other ranks' standard output goes
+nowhere, and their progress bars are off).
+
+**Failures end the job.** A rank that raises while the others wait in a collective would
+leave them waiting forever (an MPI program that exits with an exception still calls
+``MPI_Finalize``, which waits for the others too). ``abort_on_error`` prints the
+traceback and a line naming the rank, then calls ``MPI_Abort``, which makes ``mpiexec``
+kill every rank and exit with an error. A rank killed outright (out of memory, a signal)
+is noticed by ``mpiexec`` itself, which ends the job the same way.
+"""
+import contextlib
+import os
+import traceback
+
+
+def run(train, args):
+    """``train(args, world)`` as this process's rank; returns its result."""
+    try:
+        from .comm import connect
+        world = connect(args.device)
+    except ImportError as error:
+        raise SystemExit(f"error: --distributed needs mpi4py and an MPI library ({error}); "
+                         "install them with `pip install mpi4py mpich` "
+                         "(or `pip install -e .[mpi]`)") from error
+    with abort_on_error(world):
+        if args.amp:
+            raise ValueError("--distributed does not support --amp (mixed precision) yet")
+        if world.rank == 0:
+            result = train(args, world)
+            print(f"{world.size} processes: rank 0 spent {world.seconds:.2f} s in collectives, "
+                  f"{world.seconds / max(result['seconds'], 1e-9):.1%} of the training time")
+        else:
+            args.quiet = True
+            with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+                result = train(args, world)
+    return result
+
+
+@contextlib.contextmanager
+def abort_on_error(world):
+    """Abort the whole MPI job, naming this rank, if the block raises (module docstring)."""
+    try:
+        yield
+    except BaseException as error:  # noqa: B902 -- KeyboardInterrupt must end the job too
+        world.abort(f"{traceback.format_exc()}error: rank {world.rank} of {world.size} "
+                    f"failed: {type(error).__name__}: {error}\nAborting all {world.size} "
+                    "ranks (MPI_Abort).")

@@ -1,0 +1,84 @@
+"""Data-parallel training under a real ``mpiexec -n 2`` on loopback (MPICH from the dev
+requirements: ``pip install mpi4py mpich`` puts ``mpiexec`` beside the Python executable)."""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROGRAM = ROOT / "tests" / "mpi_program.py"
+TIMEOUT = 60  # seconds; every run here takes a few
+
+
+def mpiexec():
+    """The ``mpiexec`` of this Python's environment (the mpich wheel installs it beside the
+    interpreter), else the one on PATH."""
+    beside = pathlib.Path(sys.executable).parent / "mpiexec"
+    found = str(beside) if beside.exists() else shutil.which("mpiexec")
+    if found is None:
+        pytest.fail(f"no mpiexec beside {sys.executable} or on PATH: the distributed tests need "
+                    "MPI, `pip install -r requirements-dev.txt` (mpi4py and mpich)")
+    return found
+
+
+def run(args, processes=2):
+    """Run ``python ARGS`` in ``processes`` ranks (one plain process for 0), one BLAS thread
+    each, importing this checkout's miniclip."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    launcher = [mpiexec(), "-n", str(processes)] if processes else []
+    return subprocess.run(launcher + [sys.executable] + [str(a) for a in args], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_one_step_on_two_processes_gives_the_weights_of_one_process_on_the_double_batch(device):
+    """On ``cuda`` (the fake CuPy, which has no NCCL) the collectives are host-staged."""
+    result = run([PROGRAM, "step", device])
+    assert result.returncode == 0, result.stderr
+    assert "rank 0: step ok" in result.stdout and "rank 1: step ok" in result.stdout
+
+
+def test_a_rank_that_raises_ends_the_job_with_an_error_naming_it():
+    result = run([PROGRAM, "raise"])  # rank 0 waits in an all-reduce: a hang without abort
+    assert result.returncode != 0
+    assert "error: rank 1 of 2 failed: RuntimeError: planted failure" in result.stderr
+
+
+def test_a_killed_rank_ends_the_job_with_an_error():
+    result = run([PROGRAM, "kill"])
+    assert result.returncode != 0
+    assert "BAD TERMINATION" in result.stdout + result.stderr
+
+
+def losses(folder):
+    with np.load(folder / "checkpoint.npz") as file:
+        return json.loads(str(file["meta"]))["extra"]["losses"]
+
+
+def test_two_processes_train_as_one_resume_with_two_and_refuse_one(tmp_path):
+    tiny = ["-m", "miniclip.train", "--tiny", "--batch-size", "8", "--train-size", "64",
+            "--eval-size", "30", "--warmup", "1", "--quiet"]
+    two, one = tmp_path / "two", tmp_path / "one"
+    distributed = run(tiny + ["--steps", "3", "--distributed", "--out", two])
+    assert distributed.returncode == 0, distributed.stderr
+    assert distributed.stdout.count("training steps 1..3") == 1  # rank 0 alone prints
+    assert "2 processes: rank 0 spent" in distributed.stdout
+    single = run(tiny + ["--steps", "3", "--out", one], processes=0)
+    assert single.returncode == 0, single.stderr
+    assert losses(two) == pytest.approx(losses(one), rel=1e-5)
+    assert sorted(p.name for p in two.iterdir()) == ["checkpoint.npz"]  # one writer, no temporaries
+
+    resumed = run(tiny + ["--steps", "4", "--distributed", "--out", two, "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.count("training steps 4..4") == 1
+    assert len(losses(two)) == 4
+
+    refused = run(tiny + ["--steps", "5", "--out", two, "--resume"], processes=0)
+    assert refused.returncode != 0
+    assert "world_size 2 -> 1" in refused.stderr
