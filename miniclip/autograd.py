@@ -360,11 +360,9 @@ class Function:
         """Free what forward saved, and the links to the inputs (called after backward
         unless retain_graph=True), so that a loss tensor kept after ``backward()`` does not
         keep every activation of its graph alive."""
-        keep = {"grad_outputs", "output_meta"}
-        for name in [n for n in vars(self) if n not in keep]:
-            delattr(self, name)
-        self.inputs = ()
-        self.released = True
+        kept = {"grad_outputs": self.grad_outputs, "output_meta": self.output_meta}
+        vars(self).clear()  # one operation, whatever forward saved
+        vars(self).update(kept, inputs=(), released=True)
 
 
 def _as_tensors(inputs, op_name):
