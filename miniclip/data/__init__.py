@@ -4,16 +4,18 @@ A dataset here is anything with ``__len__`` and ``__getitem__(i) -> (PIL image, 
 
 * ``synthetic.py``   :class:`SyntheticShapes`, pictures of coloured shapes drawn from a seed
 * ``folders.py``     :class:`ImageTextFolder`, a folder of images with a captions file
-* ``preprocess.py``  CLIP's resize, centre crop and normalisation (:class:`Preprocess`)
+  (CSV, TSV or JSONL; its docstring gives the format), checked up front
+* ``preprocess.py``  CLIP's resize, centre crop and normalisation (:class:`Preprocess`),
+  every image mode to RGB, and the training augmentation (a random square crop)
 * ``loader.py``      :class:`DataLoader`, :class:`CLIPCollate` and :class:`ArrayDataset`
 
 A leaf of the package: it uses NumPy, PIL and the tokenizer, nothing of the numeric stack.
 """
-from .folders import ImageTextFolder
+from .folders import DataError, ImageTextFolder, read_caption_folder
 from .loader import ArrayDataset, CLIPCollate, DataLoader, stack_fields
 from .synthetic import (COLOURS, POSITIONS, SHAPES, SIZES, SPLITS, TEMPLATES,
                         SyntheticShapes)
 
-__all__ = ["ArrayDataset", "CLIPCollate", "COLOURS", "DataLoader", "ImageTextFolder",
-           "POSITIONS", "SHAPES", "SIZES", "SPLITS", "SyntheticShapes", "TEMPLATES",
-           "stack_fields"]
+__all__ = ["ArrayDataset", "CLIPCollate", "COLOURS", "DataError", "DataLoader",
+           "ImageTextFolder", "POSITIONS", "SHAPES", "SIZES", "SPLITS", "SyntheticShapes",
+           "TEMPLATES", "read_caption_folder", "stack_fields"]
