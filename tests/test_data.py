@@ -3,6 +3,8 @@ and the batcher."""
 import codecs
 import csv
 import json
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +12,8 @@ import pytest
 from PIL import Image
 
 from miniclip.data import (COLOURS, POSITIONS, SHAPES, SIZES, ArrayDataset, CLIPCollate,
-                           DataError, DataLoader, ImageTextFolder, SyntheticShapes,
-                           read_caption_folder, stack_fields)
+                           DataError, DataLoader, ImageTextFolder, Prefetcher,
+                           SyntheticShapes, read_caption_folder, stack_fields)
 from miniclip.data.preprocess import Preprocess, random_square_crop
 from miniclip.tokenizer import tokenize
 
@@ -371,6 +373,126 @@ def test_step_stream_resumes_exactly_where_it_stopped():
 def test_loader_refuses_a_dataset_too_small_for_one_batch():
     with pytest.raises(ValueError, match="no batch"):
         DataLoader([1, 2], 3, drop_last=True)
+
+
+class Visited:
+    """A dataset with ``visit``: item ``i`` in epoch ``e`` is ``(i, e)``."""
+
+    def __len__(self):
+        return 5
+
+    def __getitem__(self, index):
+        raise AssertionError("the loader must call visit")
+
+    def visit(self, index, epoch):
+        return index, epoch
+
+
+def test_loader_visits_items_with_the_epoch_of_the_batch():
+    loader = DataLoader(Visited(), 2, drop_last=True)
+    stream = loader.batches(start_step=1)
+    assert [next(stream) for _ in range(3)] == [[(2, 0), (3, 0)], [(0, 1), (1, 1)],
+                                                [(2, 1), (3, 1)]]
+    assert list(loader) == [[(0, 0), (1, 0)], [(2, 0), (3, 0)]]
+    assert list(loader)[0] == [(0, 1), (1, 1)]
+
+
+def random_crop_loader(root, prefetch):
+    """A folder of 7 images with two captions each, batched through the random crop."""
+    rows = []
+    for i in range(7):
+        pixels = np.random.default_rng(i).integers(0, 256, (20 + i, 30, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / f"{i}.png")
+        rows += [(f"{i}.png", f"picture {i}"), (f"{i}.png", f"image number {i}")]
+    write_captions(root, ".csv", rows)
+    dataset = ImageTextFolder(root, random_crop=16, seed=5)
+    return DataLoader(dataset, 3, shuffle=True, seed=5, drop_last=True, prefetch=prefetch,
+                      collate=CLIPCollate.for_model(16, context_length=12))
+
+
+def test_prefetched_batches_are_the_same_batches_in_the_same_order(tmp_path):
+    plain = random_crop_loader(tmp_path, prefetch=0).batches(start_step=1)
+    with random_crop_loader(tmp_path, prefetch=2).batches(start_step=1) as prefetched:
+        assert isinstance(prefetched, Prefetcher)
+        for _ in range(7):  # 2 batches per epoch: crosses epochs, new crops and captions
+            (images, tokens), (expected_images, expected_tokens) = next(prefetched), next(plain)
+            assert images.shape == (3, 3, 16, 16)
+            np.testing.assert_array_equal(images, expected_images)
+            np.testing.assert_array_equal(tokens, expected_tokens)
+
+
+def test_prefetcher_reraises_a_worker_error_after_the_items_before_it():
+    def items():
+        yield from (1, 2)
+        raise DataError("bad row")
+
+    prefetched = Prefetcher(items(), depth=4)
+    assert next(prefetched) == 1 and next(prefetched) == 2
+    with pytest.raises(DataError, match="bad row"):
+        next(prefetched)
+    with pytest.raises(StopIteration):
+        next(prefetched)
+    assert within(5, lambda: list(Prefetcher(iter(range(5)), depth=2))) == [0, 1, 2, 3, 4]
+
+
+def test_prefetcher_stays_at_most_depth_items_ahead():
+    made = []
+
+    def items():
+        for i in range(100):
+            made.append(i)
+            yield i
+
+    def settled(count):
+        """Wait for the thread to have made ``count`` items, then a little longer."""
+        deadline = time.monotonic() + 10
+        while len(made) < count and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.1)  # room to make more, if it did not stop
+        return len(made)
+
+    with Prefetcher(items(), depth=3) as prefetched:
+        assert settled(4) == 4  # 3 waiting in the queue, 1 made and waiting to be put
+        assert next(prefetched) == 0
+        assert settled(5) == 5
+
+
+def within(seconds, call):
+    """``call()``'s result, or the exception it raised, run in a thread that must finish
+    within ``seconds``: a prefetcher that hangs fails a test instead of hanging it."""
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(call())
+        except Exception as error:  # noqa: BLE001 (returned to the test to check)
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"{call} did not finish within {seconds} s"
+    return outcome[0]
+
+
+def test_closing_or_dropping_a_prefetcher_stops_its_thread():
+    def forever():
+        while True:
+            yield np.zeros(3)
+
+    prefetched = Prefetcher(forever(), depth=2)
+    next(prefetched)
+    thread = prefetched._thread
+    within(5, prefetched.close)
+    assert not thread.is_alive()
+    assert isinstance(within(5, lambda: next(prefetched)), StopIteration)
+    dropped = Prefetcher(forever(), depth=2)
+    thread = dropped._thread
+    del dropped  # garbage-collected: its thread must not spin on forever
+    thread.join(5)
+    assert not thread.is_alive()
+    with pytest.raises(ValueError, match="depth must be at least 1"):
+        Prefetcher(forever(), depth=0)
 
 
 def test_collate_stacks_images_and_tokenizes_captions():
