@@ -14,7 +14,7 @@ from PIL import Image
 from miniclip.data import (COLOURS, POSITIONS, SHAPES, SIZES, ArrayDataset, CLIPCollate,
                            DataError, DataLoader, ImageTextFolder, Prefetcher,
                            SyntheticShapes, read_caption_folder, stack_fields)
-from miniclip.data.preprocess import Preprocess, random_square_crop
+from miniclip.data.preprocess import Preprocess, random_square_crop, read_image
 from miniclip.tokenizer import tokenize
 
 
@@ -321,6 +321,23 @@ def test_visit_draws_one_of_the_captions_from_seed_epoch_and_index(tmp_path):
     assert drawn != [ImageTextFolder(tmp_path, seed=4).visit(0, e)[1] for e in range(40)]
     assert {dataset.visit(1, epoch)[1] for epoch in range(5)} == {"only"}
     assert dataset[0][1] == "one"  # indexing: always the first caption
+
+
+def test_training_decodes_a_large_jpeg_at_a_reduced_scale_that_still_covers_the_crop(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (136, 180, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "big.jpg")
+    write_captions(tmp_path, ".csv", [("big.jpg", "noise")])
+    # a 16-pixel crop of the shorter side resized to int(16 * 8/7) = 18: 1/4 scale keeps 34
+    # rows (1/8 would keep 17, and the crop would be cut from an enlarged image)
+    drafted = read_image(tmp_path / "big.jpg", draft=18)
+    assert drafted.size == (45, 34)
+    assert read_image(tmp_path / "big.jpg").size == (180, 136)  # evaluation decodes fully
+    rng = np.random.default_rng([0, 2, 0])
+    rng.integers(1)  # the caption is drawn first
+    crop = ImageTextFolder(tmp_path, random_crop=16).visit(0, epoch=2)[0]
+    np.testing.assert_array_equal(np.asarray(crop),
+                                  np.asarray(random_square_crop(drafted, 16, rng)))
+    assert ImageTextFolder(tmp_path)[0][0].size == (180, 136)
 
 
 def test_visit_with_random_crop_gives_a_seeded_square_of_the_resized_image(tmp_path):
