@@ -109,9 +109,17 @@ def parse_args(argv=None):
         help="synthetic training pictures (default 4096)")
     add("--eval-size", metavar="N", type=int, default=600,
         help="held-out synthetic pictures for zero-shot accuracy (default 600)")
-    add("--data", metavar="DIR", help="train on this folder of images + captions file instead")
-    add("--captions", metavar="FILE", default="captions.csv",
-        help="captions file inside --data (default captions.csv)")
+    add("--data", metavar="DIR",
+        help="train on this folder of images instead; its captions file has a header line "
+             "'filename,caption' and a row per caption, several per image allowed (README: "
+             "Training on your own images)")
+    add("--captions", metavar="FILE",
+        help="captions file inside --data (default: the first of captions.csv, "
+             "captions.tsv, captions.jsonl)")
+    add("--no-augment", action="store_true",
+        help="--data: centre crops, not the paper's random square crops of resized images")
+    add("--prefetch", metavar="N", type=int, default=2,
+        help="--data: batches prepared ahead in a background thread (default 2; 0: none)")
     add("--out", metavar="DIR", help="folder for the checkpoint (none is written without it)")
     add("--save-every", metavar="N", type=int, default=100,
         help="steps between checkpoints (default 100)")
@@ -303,9 +311,10 @@ def _data(args, image_size, collate):
     (``ArrayDataset.prepare``); a folder of real images is read batch by batch.
     """
     if args.data:
-        train_set = ImageTextFolder(args.data, args.captions)
+        train_set = ImageTextFolder(args.data, args.captions, seed=args.seed,
+                                    random_crop=None if args.no_augment else image_size)
         loader = DataLoader(train_set, args.batch_size, shuffle=True, seed=args.seed,
-                            drop_last=True, collate=collate)
+                            drop_last=True, collate=collate, prefetch=args.prefetch)
         return loader, None
     images, tokens = ArrayDataset.prepare(
         SyntheticShapes(args.train_size, image_size, split="train", seed=args.seed), collate).arrays

@@ -1,19 +1,17 @@
 """The evaluation library: retrieval recall on hand-made similarities, the linear probe's
-gradient, optimiser and choice of L2 strength, and reading evaluation folders (class
-names, captions grouped per image, unreadable files skipped, every PIL mode as RGB)."""
-import csv
+gradient, optimiser and choice of L2 strength, and reading classification folders (class
+names, unreadable files skipped). Captions files are ``miniclip.data``'s, tested in
+test_data.py; image modes in test_preprocess.py."""
 import importlib
-import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from miniclip import Preprocess, create_model, nn
-from miniclip.evaluation import (encode_image_files, linear_probe, read_caption_folder,
-                                 read_classification_folder, read_image, read_templates,
-                                 retrieval_ranks, retrieval_recall, stratified_split,
-                                 tokenizer_for)
+from miniclip.evaluation import (encode_image_files, linear_probe, read_classification_folder,
+                                 read_templates, retrieval_ranks, retrieval_recall,
+                                 stratified_split, tokenizer_for)
 
 # the package re-exports the function linear_probe under the module's name
 probe_module = importlib.import_module("miniclip.evaluation.linear_probe")
@@ -197,64 +195,8 @@ def test_unreadable_images_are_skipped_counted_and_named(tmp_path):
     assert indices.tolist() == [0, 2, 5]
     assert features.shape == (3, 64)
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
-    assert [path for path, _ in skipped.files] == [str(p) for p in paths if p not in good]
+    assert [path for path, _ in skipped.entries] == [str(p) for p in paths if p not in good]
     assert all(str(p) in str(caught[0].message) for p in (corrupt, truncated))
-
-
-@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "RGB"])
-def test_every_common_pil_mode_becomes_rgb(tmp_path, mode):
-    grey = np.arange(16 * 16, dtype=np.uint8).reshape(16, 16)                  # [H, W]
-    rgb = np.stack([grey, 255 - grey, grey // 2], axis=-1)                      # [H, W, 3]
-    if mode == "I;16":  # 16-bit grey whose high byte is ``grey`` (PIL's convert gives white)
-        image = Image.fromarray(grey.astype(np.uint16) * 256 + 128)
-        expected = Image.fromarray(grey)
-    else:
-        image = Image.fromarray(rgb).convert(mode)
-        expected = image.convert("RGB")
-    path = tmp_path / ("image.tif" if mode == "CMYK" else "image.png")
-    image.save(path)
-    read = read_image(path)
-    assert read.mode == ("L" if mode == "I;16" else mode)
-    preprocess = Preprocess(16)  # the images are 16 x 16: no resizing, only conversion
-    np.testing.assert_array_equal(preprocess(read), preprocess(expected))
-    assert preprocess(read).shape == (3, 16, 16)
-
-
-def write_captions(root, suffix, rows):
-    """``captions{suffix}`` in ``root`` with ``(filename, caption)`` rows (CSV quoted)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"captions{suffix}", "w", newline="", encoding="utf-8") as file:
-        if suffix == ".jsonl":
-            file.writelines(json.dumps({"filename": f, "caption": c}) + "\n" for f, c in rows)
-        else:
-            writer = csv.writer(file, delimiter="\t" if suffix == ".tsv" else ",")
-            writer.writerows([("filename", "caption")] + rows)
-
-
-@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
-def test_caption_folder_groups_captions_by_image_and_skips_blank_ones(tmp_path, suffix):
-    write_captions(tmp_path, suffix, [("b.png", "a blue square"), ("a.png", "a red circle"),
-                                      ("b.png", "  "), ("b.png", "blue, and square")])
-    folder = read_caption_folder(tmp_path)
-    assert folder.paths == [tmp_path / "b.png", tmp_path / "a.png"]
-    assert folder.captions == [["a blue square", "blue, and square"], ["a red circle"]]
-    assert folder.empty_captions == 1
-
-
-def test_jsonl_captions_may_list_several_captions_per_line(tmp_path):
-    (tmp_path / "captions.jsonl").write_text(
-        '{"filename": "a.png", "caption": ["one", "two"]}\n\n'
-        '{"filename": "b.png", "caption": "three"}\n')
-    assert read_caption_folder(tmp_path).captions == [["one", "two"], ["three"]]
-
-
-def test_caption_folder_errors_name_the_file_and_line(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no captions file"):
-        read_caption_folder(tmp_path)
-    (tmp_path / "captions.jsonl").write_text('{"filename": "a.png", "caption": "x"}\n'
-                                             '{"file": "b.png"}\n')
-    with pytest.raises(ValueError, match=r"captions.jsonl, line 2: expected a JSON object"):
-        read_caption_folder(tmp_path)
 
 
 # ----------------------------------------------------------------------------- prompts, tokens

@@ -1,47 +1,368 @@
-"""Real image-caption data: a folder of images and a CSV/TSV file of ``filename, caption`` rows."""
+"""Real image–caption data: a folder of images and a captions file.
+
+The captions file
+-----------------
+``DIR/captions.csv`` (or ``captions.tsv``, ``captions.jsonl``; the first that exists, unless
+one is named) lists the images of ``DIR`` and their captions::
+
+    filename,caption
+    dogs/rex.jpg,a brown dog on a beach
+    dogs/rex.jpg,"rex, asleep in the sun"
+    cat.png,a tabby cat
+
+* **Columns.** The first line is a header naming a ``filename`` and a ``caption`` column,
+  in any order; other columns are allowed and ignored. File names are relative to ``DIR``.
+* **Several captions per image.** An image may have several rows; they are grouped, in
+  the order the images first appear. Training draws one of an image's captions on each
+  visit (seeded); evaluation uses them all.
+* **Quoting** (CSV as Excel and Python's ``csv`` write it). A caption containing a comma
+  must be in double quotes, and a double quote inside a quoted caption is written twice:
+  ``"a ""big"" cat, asleep"``. A row with more fields than the header (an unquoted comma)
+  is an error, not a cut caption.
+* **TSV** (``.tsv``): the same with tabs between the fields; captions may then contain
+  commas unquoted.
+* **JSONL** (``.jsonl``): one JSON object per line, ``{"filename": "cat.png", "caption":
+  "a tabby cat"}``; ``caption`` may also be a list of captions.
+* **Encodings.** UTF-8, with or without the byte-order mark Excel writes ("CSV UTF-8"), or
+  UTF-16 with a byte-order mark (Excel's "Unicode Text", tab-separated).
+
+What is an error and what is skipped
+------------------------------------
+A problem with the file's structure stops everything before training starts, with a
+:class:`DataError` naming the file, the line and the fix: no header or a header without
+the two columns, a row with extra fields, an unclosed or stray quote, text that is not
+UTF-8, a JSONL line that is not an object with both keys. A problem with one row is
+skipped and counted, and the first few are named in one warning: an empty caption, a row
+without a file name, and (when training) an image that is missing or cannot be opened.
+"""
+import codecs
 import csv
+import io
+import json
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
+
+from .preprocess import TRAIN_RESIZE, random_square_crop, read_image
+
+#: Captions files looked for, in this order, when none is named.
+CAPTIONS_FILES = ("captions.csv", "captions.tsv", "captions.jsonl")
+
+#: The header names of the two columns.
+IMAGE_COLUMN, CAPTION_COLUMN = "filename", "caption"
+
+#: Why a quoted field would span lines.
+UNCLOSED_QUOTE = ("a quote opened on this line is not closed on it; close it (captions are "
+                  "one line each)")
+
+#: How many skipped rows or files a warning names (the rest are counted).
+NAMED_IN_WARNINGS = 5
+
+#: What reading or verifying an image raises for a file that is not a readable image.
+IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+class DataError(ValueError):
+    """A captions file or image folder that cannot be used as it is; the message names the
+    file (and line) and says how to fix it."""
+
+
+@dataclass
+class Skipped:
+    """Things left out (rows, image files), each with the reason: ``(where, reason)``."""
+    what: str = "image files that could not be read"
+    entries: list = field(default_factory=list)
+
+    def add(self, where, reason):
+        """Record ``where`` and ``reason``: a text, or an exception, of which the one it
+        wraps is kept if any (``read_image``'s errors wrap PIL's to name the file, which
+        ``where`` names already)."""
+        if isinstance(reason, BaseException) and reason.__cause__ is not None:
+            reason = reason.__cause__
+        self.entries.append((str(where), str(reason)))
+
+    def __len__(self):
+        return len(self.entries)
+
+    def message(self, total):
+        """One line saying how many of ``total`` were skipped, naming the first few."""
+        named = "; ".join(f"{where} ({reason})" for where, reason in
+                          self.entries[:NAMED_IN_WARNINGS])
+        more = len(self.entries) - NAMED_IN_WARNINGS
+        return (f"skipped {len(self.entries)} of {total} {self.what}: {named}"
+                + (f"; and {more} more" if more > 0 else ""))
+
+    def warn(self, total):
+        """Issue :meth:`message` as a ``UserWarning`` when anything was skipped."""
+        if self.entries:
+            warnings.warn(self.message(total), stacklevel=3)
+
+
+@dataclass
+class CaptionFolder:
+    """An image–caption folder, listed: ``captions[i]`` are the captions of ``paths[i]``."""
+    root: Path
+    captions_file: Path
+    paths: list             # [N] Path
+    captions: list          # [N] lists of str, each non-empty
+    skipped_rows: Skipped   # rows without a caption or a file name
+
+
+def require_folder(root, layout):
+    """``root`` as a ``Path``; ``FileNotFoundError`` saying what ``layout`` was expected when
+    it is not a folder."""
+    root = Path(root)
+    if not root.is_dir():
+        what = "no such folder" if not root.exists() else "not a folder"
+        raise FileNotFoundError(f"{what}: {root} ({layout})")
+    return root
+
+
+def find_captions_file(root, captions=None):
+    """The captions file of folder ``root``: ``captions`` (relative to ``root`` unless
+    absolute) or the first of :data:`CAPTIONS_FILES` that exists."""
+    root = require_folder(root, "expected images and a captions file")
+    if captions is not None:
+        path = root / captions
+        if not path.is_file():
+            raise FileNotFoundError(f"no such captions file: {path}")
+        return path
+    for name in CAPTIONS_FILES:
+        if (root / name).is_file():
+            return root / name
+    raise FileNotFoundError(f"{root} has no captions file ({', '.join(CAPTIONS_FILES)}, "
+                            f"with a {IMAGE_COLUMN} and a {CAPTION_COLUMN} column)")
+
+
+def read_caption_rows(path):
+    """The rows of a captions file (see the module docstring) as ``(line, filename,
+    caption)`` triples, with white space stripped, and a :class:`Skipped` of the rows
+    without a caption or a file name. Raises :class:`DataError` for a structural problem."""
+    path = Path(path)
+    text = _decode(path)
+    rows, skipped = [], Skipped(f"rows of {path}")
+    read = _jsonl_rows if path.suffix.lower() == ".jsonl" else _delimited_rows
+    for line, filename, caption in read(path, text):
+        if not filename:
+            skipped.add(f"line {line}", "no file name")
+        elif not caption:
+            skipped.add(f"line {line}", f"no caption for {filename}")
+        else:
+            rows.append((line, filename, caption))
+    if not rows:
+        raise DataError(f"{path} lists no image with a file name and a non-empty caption"
+                        + (f" ({skipped.message(len(skipped))})" if skipped else ""))
+    return rows, skipped
+
+
+def _decode(path):
+    """The text of ``path``: UTF-8 (a byte-order mark is dropped) or UTF-16 with one."""
+    data = path.read_bytes()
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    try:
+        return data.decode("utf-16" if utf16 else "utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not {'UTF-16' if utf16 else 'UTF-8'} text "
+                        f"(byte {data[error.start:error.start + 1]!r}: {error.reason}); save "
+                        "it as UTF-8 (in Excel: 'CSV UTF-8')") from None
+
+
+def _delimited_rows(path, text):
+    """``(line, filename, caption)`` of a CSV (or, for ``.tsv``, tab-separated) text."""
+    tsv = path.suffix.lower() == ".tsv"
+    separator = "tab" if tsv else "comma"
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if tsv else ",",
+                        strict=True)
+    header = image_at = caption_at = None
+    end = 0  # the last line read so far
+    while True:
+        start = end + 1
+        try:
+            fields = next(reader, None)
+        except csv.Error as error:
+            if "unexpected end of data" in str(error):  # the quote is never closed
+                raise DataError(f"{path}, line {start}: {UNCLOSED_QUOTE}") from None
+            raise DataError(f"{path}, line {reader.line_num}: {error}; in a quoted caption, "
+                            'write a double quote twice ("a ""big"" cat")') from None
+        if fields is None:
+            break
+        end = reader.line_num
+        if end > start:
+            raise DataError(f"{path}, line {start}: {UNCLOSED_QUOTE} (or it is closed only "
+                            f"on line {end})")
+        if not fields:  # a blank line
+            continue
+        if header is None:
+            header = [name.strip() for name in fields]
+            missing = [name for name in (IMAGE_COLUMN, CAPTION_COLUMN) if name not in header]
+            if missing:
+                raise DataError(
+                    f"{path}, line {start}: the header {fields} has no "
+                    f"{' or '.join(map(repr, missing))} column; the first line must name the "
+                    f"columns, e.g. '{IMAGE_COLUMN},{CAPTION_COLUMN}'"
+                    + (" (tab-separated)" if tsv else ""))
+            image_at, caption_at = header.index(IMAGE_COLUMN), header.index(CAPTION_COLUMN)
+            continue
+        if len(fields) > len(header):
+            raise DataError(
+                f"{path}, line {start}: {len(fields)} fields but the header names "
+                f"{len(header)} ({', '.join(header)}); does a caption contain a {separator}? "
+                f"Quote captions that contain {separator}s: "
+                + _quoted(fields, len(header), caption_at, reader.dialect.delimiter))
+        fields = fields + [""] * (len(header) - len(fields))
+        yield start, fields[image_at].strip(), fields[caption_at].strip()
+    if header is None:
+        raise DataError(f"{path} is empty; its first line must name the columns, e.g. "
+                        f"'{IMAGE_COLUMN},{CAPTION_COLUMN}'")
+
+
+def _quoted(fields, size, at, delimiter):
+    """The row ``fields`` was meant to be, as CSV writes it: the ``size - len(fields)``
+    surplus fields merged back into field ``at`` (the caption), quoted."""
+    end = at + len(fields) - size + 1
+    fields = fields[:at] + [delimiter.join(fields[at:end])] + fields[end:]
+    line = io.StringIO()
+    csv.writer(line, delimiter=delimiter, lineterminator="").writerow(fields)
+    return line.getvalue()
+
+
+def _jsonl_rows(path, text):
+    """``(line, filename, caption)`` of a JSON-lines text; a list of captions gives a row
+    per caption."""
+    for line, record in enumerate(text.split("\n"), start=1):
+        if not record.strip():
+            continue
+        try:
+            value = json.loads(record)
+            filename, captions = value[IMAGE_COLUMN], value[CAPTION_COLUMN]
+        except (ValueError, KeyError, TypeError) as error:
+            raise DataError(f"{path}, line {line}: expected a JSON object with "
+                            f"'{IMAGE_COLUMN}' and '{CAPTION_COLUMN}', got "
+                            f"{record.strip()[:60]!r} ({error})") from None
+        captions = captions if isinstance(captions, list) else [captions]
+        if not isinstance(filename, str) or not all(caption is None or isinstance(caption, str)
+                                                    for caption in captions):
+            raise DataError(f"{path}, line {line}: file names and captions must be strings, "
+                            f"got {record.strip()[:60]!r}")
+        for caption in captions:
+            yield line, filename.strip(), (caption or "").strip()
+
+
+def read_caption_folder(root, captions=None):
+    """List an image–caption folder: its captions grouped per image (no image is opened).
+
+    ``captions`` names the captions file (see :func:`find_captions_file`). Rows without a
+    caption or a file name are skipped, counted in ``skipped_rows`` and named in a
+    warning; a structural problem raises :class:`DataError`.
+    """
+    root = Path(root)
+    path = find_captions_file(root, captions)
+    rows, skipped = read_caption_rows(path)
+    skipped.warn(len(rows) + len(skipped))
+    grouped = {}  # filename -> its captions, in order of first appearance
+    for _, filename, caption in rows:
+        grouped.setdefault(filename, []).append(caption)
+    return CaptionFolder(root, path, [root / name for name in grouped], list(grouped.values()),
+                         skipped)
+
+
+def verify_images(paths):
+    """Cheaply check that each file exists and has a readable image header (PIL's
+    ``verify``, which does not decode the pixels). Returns ``(readable [n] int64 indices
+    into paths, Skipped of the others)``."""
+    readable, skipped = [], Skipped()
+    for index, path in enumerate(paths):
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except IMAGE_ERRORS as error:
+            skipped.add(path, "no such file" if isinstance(error, FileNotFoundError) else error)
+            continue
+        readable.append(index)
+    return np.array(readable, dtype=np.int64), skipped
 
 
 class ImageTextFolder:
-    """Image–caption pairs listed in a CSV or TSV file next to (or above) the images.
+    """A folder of images and a captions file (see the module docstring) as a dataset.
 
-    The captions file has a header row naming an image column and a caption column
-    (``filename,caption`` by default); image paths are relative to ``root``. A ``.tsv``
-    file is read tab-separated, anything else comma-separated. Images are opened lazily, in
-    ``__getitem__``; a missing or unreadable file raises an error that names it.
+    Everything is checked up front, before training starts: the captions file's structure
+    (a :class:`DataError` naming the line), its rows (blank captions skipped) and every
+    image's header (missing and unreadable files skipped); what was skipped is named in a
+    warning and kept in ``skipped_rows`` and ``skipped_images``. An image that passes the
+    check but fails to decode later (a file truncated after its header) does not stop a
+    run either: :meth:`visit` substitutes the next image, warns and counts it in ``failed``.
 
     Args:
-        root: folder the image paths are relative to.
-        captions: path of the captions file (relative to ``root`` unless absolute).
-        image_column, caption_column: header names of the two columns.
+        root: the folder; image names in the captions file are relative to it.
+        captions: the captions file (default: the first of :data:`CAPTIONS_FILES`).
+        random_crop: the model's input resolution ``n_px`` to train with the paper's
+            augmentation (:func:`~miniclip.data.preprocess.random_square_crop`), or None for
+            the images as they are (the collate's preprocessing then centre-crops them).
+            With it, JPEGs much larger than the crop are decoded at a reduced scale
+            (``read_image``'s ``draft``), which makes decoding several times faster.
+        seed: seed of the captions drawn and the crops.
+
+    ``dataset[i]`` is ``(image, first caption of image i)``, the same every time;
+    ``dataset.visit(i, epoch)``, which :class:`~miniclip.data.DataLoader` calls, draws one
+    of the captions and the crop from ``(seed, epoch, i)`` alone, so that a resumed run or
+    a prefetching loader sees exactly the same items.
     """
 
-    def __init__(self, root, captions="captions.csv", *, image_column="filename",
-                 caption_column="caption"):
-        self.root = Path(root)
-        captions_path = self.root / captions
-        delimiter = "\t" if captions_path.suffix.lower() == ".tsv" else ","
-        with open(captions_path, newline="", encoding="utf-8") as file:
-            reader = csv.DictReader(file, delimiter=delimiter)
-            missing = {image_column, caption_column} - set(reader.fieldnames or ())
-            if missing:
-                raise ValueError(f"{captions_path}: header {reader.fieldnames} lacks the "
-                                 f"column(s) {sorted(missing)}")
-            self.items = [(row[image_column], row[caption_column]) for row in reader]
+    def __init__(self, root, captions=None, *, random_crop=None, seed=0):
+        folder = read_caption_folder(root, captions)
+        readable, self.skipped_images = verify_images(folder.paths)
+        self.skipped_images.warn(len(folder.paths))
+        if not len(readable):
+            raise DataError(f"none of the {len(folder.paths)} images listed in "
+                            f"{folder.captions_file} could be read: "
+                            f"{self.skipped_images.message(len(folder.paths))}")
+        self.root, self.captions_file = folder.root, folder.captions_file
+        self.paths = [folder.paths[i] for i in readable]              # [N] Path
+        self.captions = [folder.captions[i] for i in readable]        # [N] lists of str
+        self.skipped_rows = folder.skipped_rows
+        self.random_crop, self.seed = random_crop, seed
+        # the shorter side random_square_crop resizes to: decoding needs no more
+        self._draft = None if random_crop is None else int(random_crop * TRAIN_RESIZE)
+        self.failed = Skipped("images that failed to decode during training")
+        self._unreadable = set()  # indices that failed once: not tried again
 
     def __len__(self):
-        return len(self.items)
+        return len(self.paths)
 
     def __getitem__(self, index):
-        filename, caption = self.items[index]
-        path = self.root / filename
-        try:
-            image = Image.open(path)
-            image.load()  # PIL reads lazily; decode now so a corrupt file fails here, by name
-        except OSError as error:  # FileNotFoundError and PIL's UnidentifiedImageError included
-            raise OSError(f"cannot read image {path} (item {index} of {self.root}): "
-                          f"{error}") from error
+        return read_image(self.paths[index]), self.captions[index][0]
+
+    def visit(self, index, epoch):
+        """``(image, caption)`` for a visit to item ``index`` in epoch ``epoch``: one of
+        its captions, and with ``random_crop`` a random square, drawn from
+        ``(seed, epoch, index)``."""
+        rng = np.random.default_rng([self.seed, epoch, index])
+        index, image = self._read(index)
+        captions = self.captions[index]
+        caption = captions[int(rng.integers(len(captions)))]
+        if self.random_crop is not None:
+            image = random_square_crop(image, self.random_crop, rng)
         return image, caption
+
+    def _read(self, index):
+        """``(index, image)`` of the first item from ``index`` on (wrapping round) whose
+        image decodes; each failure is warned about and counted in ``failed``."""
+        for candidate in ((index + offset) % len(self) for offset in range(len(self))):
+            if candidate in self._unreadable:
+                continue
+            try:
+                return candidate, read_image(self.paths[candidate], self._draft)
+            except IMAGE_ERRORS as error:
+                self._unreadable.add(candidate)
+                self.failed.add(self.paths[candidate], error)
+                if len(self.failed) <= NAMED_IN_WARNINGS:
+                    warnings.warn(f"{error}; skipping it: the next image takes its place "
+                                  f"({self.failed.what} so far: {len(self.failed)}"
+                                  + ("; the next are only counted" if len(self.failed)
+                                     == NAMED_IN_WARNINGS else "") + ")")
+        raise DataError(f"none of the images of {self.root} can be decoded: "
+                        f"{self.failed.message(len(self))}")

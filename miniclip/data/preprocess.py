@@ -8,8 +8,16 @@ bit for bit for the released weights to give the published results:
    shorter side already is ``n_px`` is left untouched.
 2. **Center crop** to ``n_px x n_px``: the offsets are ``round((size - n_px) / 2)`` with
    Python's ``round``, which rounds halves to even (16.5 -> 16).
-3. **Convert to RGB** (grey images are replicated into three channels, alpha is dropped),
-   after the crop, as the reference does.
+3. **Convert to RGB** after the crop, as the reference does (:func:`to_rgb`). Grey, palette,
+   CMYK and 1-bit images convert as PIL (and so the reference) converts them. Three kinds
+   differ from the reference on purpose, because PIL's conversion is wrong for them:
+   16-bit and 32-bit integer images are scaled from 0..65535 to 0..255 (PIL clips every
+   value above 255 to white); float images are read as intensities in 0..1 (PIL reads them
+   as 0..255); and transparent images (RGBA, LA, PA, and palette or grey images with a
+   transparent colour) are composited on **white** (PIL drops the alpha and shows whatever
+   colour the file stored under it, often black). White is what a browser or document shows
+   behind a transparent logo, icon or product photo, which is what such images are drawn
+   for. Opaque images give the reference's pixels exactly.
 4. **To floats**: channels first ``[3, n_px, n_px]``, pixel values / 255, in float32.
 5. **Normalise** each channel with the mean and standard deviation of CLIP's training
    images, so the inputs are roughly zero-mean and unit-variance.
@@ -17,11 +25,28 @@ bit for bit for the released weights to give the published results:
 The pixel steps are PIL's own functions, as in the reference (reproducing PIL's
 fixed-point bicubic resampling by hand would be a project of its own); the arithmetic
 after them is NumPy in float32, in the reference's order.
+
+**Training augmentation.** The paper's only one: "a random square crop from resized
+images". :func:`random_square_crop` resizes the shorter side to ``n_px * 8/7`` (256 for a
+224-pixel model, the classic ImageNet recipe; the paper gives no figure) and cuts out an
+``n_px`` square at a random position, drawn from a seeded generator so that a run can be
+repeated and resumed exactly. It is *not* torchvision's ``RandomResizedCrop`` (random
+area and aspect ratio), which the paper does not use. Evaluation keeps the centre crop.
 """
 import os
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+#: The training resize before the random square crop: the shorter side becomes n_px * 8/7.
+TRAIN_RESIZE = 8 / 7
+
+#: Modes whose pixels carry an alpha channel (a palette or grey image may instead name one
+#: transparent value in ``image.info["transparency"]``).
+ALPHA_MODES = ("LA", "PA", "RGBA")
+
+#: The colour transparent pixels are composited on.
+BACKGROUND = 255
 
 #: Per-channel (R, G, B) mean and standard deviation of CLIP's training images.
 MEAN = np.array((0.48145466, 0.4578275, 0.40821073), dtype=np.float32)
@@ -39,12 +64,54 @@ def resize_shorter_side(image, n_px):
     return image.resize(size, Image.BICUBIC)
 
 
+def random_square_crop(image, n_px, rng, scale=TRAIN_RESIZE):
+    """A random ``n_px x n_px`` square of ``image`` resized so its shorter side is
+    ``int(n_px * scale)``; ``rng`` (a NumPy ``Generator``) draws the position.
+
+    The square keeps ``1 / scale`` of the shorter side and may start anywhere along the
+    longer one, so a wide photo shows its left, middle or right part on different visits.
+    """
+    image = resize_shorter_side(image, int(n_px * scale))
+    width, height = image.size
+    left = int(rng.integers(width - n_px + 1))
+    top = int(rng.integers(height - n_px + 1))
+    return image.crop((left, top, left + n_px, top + n_px))
+
+
 def center_crop(image, n_px):
     """The central ``n_px x n_px`` square of an image at least that large on both sides."""
     width, height = image.size
     top = int(round((height - n_px) / 2.0))
     left = int(round((width - n_px) / 2.0))
     return image.crop((left, top, left + n_px, top + n_px))
+
+
+def to_rgb(image):
+    """Any PIL image as an 8-bit RGB image, correctly for every common mode.
+
+    * ``RGB`` is returned as it is; ``L``, ``1``, ``P``, ``CMYK``, ``YCbCr``, ... convert
+      with PIL's ``convert("RGB")``, as the reference does;
+    * ``I;16`` (16-bit grey, as PIL opens a 16-bit PNG) and ``I`` (32-bit integers, as
+      older PILs open one) are scaled by 255 / 65535, the inverse of widening 8 bits to
+      16 (``v * 257``); values outside 0..65535 are clipped;
+    * ``F`` (32-bit float) is read as intensities in 0..1, the floating-point image
+      convention of scientific software, and scaled by 255 (clipped);
+    * transparent images are composited on white (:data:`BACKGROUND`): each channel
+      becomes ``c * a + 255 * (1 - a)`` with ``a = alpha / 255``, rounded.
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode in ALPHA_MODES or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)        # [H, W, 4]
+        alpha = rgba[..., 3:] / np.float32(255)                             # [H, W, 1]
+        rgb = rgba[..., :3] * alpha + np.float32(BACKGROUND) * (1 - alpha)  # [H, W, 3]
+        return Image.fromarray(np.rint(rgb).astype(np.uint8))
+    if image.mode.startswith("I") or image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)                        # [H, W]
+        scale = 255.0 if image.mode == "F" else 255.0 / 65535.0
+        grey = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    return image.convert("RGB")
 
 
 def to_normalized_array(image):
@@ -70,7 +137,7 @@ class Preprocess:
         image = _open(image)
         image = resize_shorter_side(image, self.n_px)
         image = center_crop(image, self.n_px)
-        return to_normalized_array(image.convert("RGB"))
+        return to_normalized_array(to_rgb(image))
 
     def batch(self, images):
         """Several images (PIL images or paths) as one array ``[N, 3, n_px, n_px]``."""
@@ -88,19 +155,38 @@ def transform(n_px):
     return Preprocess(n_px)
 
 
+def read_image(path, draft=None):
+    """The fully decoded PIL image of the file ``path``, in the file's own mode.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file (with
+    PIL's reason) for one that is truncated, corrupt or not an image, so that a bad file
+    fails here, by name, not halfway through a batch.
+
+    With ``draft`` (pixels), a JPEG is decoded at 1/2, 1/4 or 1/8 of its size, the smallest
+    that keeps both sides at least ``draft`` (libjpeg's DCT scaling, PIL's ``draft``): a
+    1600 x 1200 photo for a 32-pixel model decodes about 3x faster and leaves 64x fewer
+    pixels to resize. The pixels differ a little from a full decode and resize, so only
+    training uses it; evaluation must match the reference.
+    """
+    path = os.fspath(path)
+    try:
+        with Image.open(path) as opened:
+            if draft is not None:
+                opened.draft(opened.mode, (draft, draft))
+            opened.load()
+            return opened.copy()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such image file: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as error:
+        raise ValueError(f"cannot read an image from {path}: {error}") from error
+
+
 def _open(image):
-    """A PIL image, opening (and fully decoding) it first when given a path."""
+    """A PIL image, reading it first when given a path."""
     if isinstance(image, Image.Image):
         return image
     if isinstance(image, (str, os.PathLike)):
-        path = os.fspath(image)
-        try:
-            with Image.open(path) as opened:
-                opened.load()  # decode now, so a truncated file fails here, naming the file
-                return opened.copy()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no such image file: {path}") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise ValueError(f"cannot read an image from {path}: {error}") from error
+        return read_image(image)
     raise TypeError(f"expected a PIL image or the path of an image file, got "
                     f"{type(image).__name__}")

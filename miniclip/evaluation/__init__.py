@@ -14,7 +14,9 @@ unit-length embeddings computed once:
 """
 from .classification import DEFAULT_TEMPLATES, read_templates, zero_shot_scores
 from .features import encode_image_files, tokenizer_for
-from .folders import read_caption_folder, read_classification_folder, read_image
+from ..data.folders import read_caption_folder
+from ..data.preprocess import read_image
+from .folders import read_classification_folder
 from .linear_probe import LogisticRegression, linear_probe, stratified_split
 from .retrieval import retrieval_ranks, retrieval_recall
 

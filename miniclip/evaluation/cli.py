@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import nn
+from ..data.folders import Skipped, read_caption_folder
 from ..data.preprocess import Preprocess
 from ..models import available_configs, create_model
 from ..models.pretrained import load
 from .zeroshot import encode_texts, zero_shot_classifier, zero_shot_predict
 from .classification import DEFAULT_TEMPLATES, read_templates, zero_shot_scores
 from .features import encode_image_files, tokenizer_for
-from .folders import (SkippedImages, preprocess_in_batches, read_caption_folder,
-                      read_classification_folder)
+from .folders import preprocess_in_batches, read_classification_folder
 from .linear_probe import linear_probe, stratified_split
 from .retrieval import RECALL_AT, retrieval_recall
 
@@ -214,7 +214,7 @@ def classify(args):
     print(f"{folder.root}: {len(kept)} images in {num_classes} classes"
           + (f" ({_count(len(skipped), 'unreadable file')} skipped)" if len(skipped) else ""))
     results.update(folder=str(folder.root), images=len(kept), classes=num_classes,
-                   classnames=folder.classnames, skipped_images=[p for p, _ in skipped.files],
+                   classnames=folder.classnames, skipped_images=[p for p, _ in skipped.entries],
                    templates=templates, chance_top1=1 / num_classes)
     if args.linear_probe:
         if train is not None:
@@ -255,7 +255,7 @@ def retrieval(args):
     text_features = encode_texts(model, tokenizer(texts), args.batch_size)  # [N_txt, E]
     recalls = retrieval_recall(image_features @ text_features.T, text_image)
     notes = [f"{_count(count, what)} skipped" for count, what in
-             ((len(skipped), "unreadable image"), (folder.empty_captions, "blank caption"))
+             ((len(skipped), "unreadable image"), (len(folder.skipped_rows), "caption row"))
              if count]
     print(f"{folder.root}: {len(captions)} images, {len(texts)} captions"
           + (f" ({', '.join(notes)})" if notes else ""))
@@ -263,8 +263,8 @@ def retrieval(args):
         print(f"{name}: " + "  ".join(f"R@{k} {_percent(recalls[f'{direction}_R@{k}'])}"
                                       for k in RECALL_AT))
     results.update(folder=str(folder.root), images=len(captions), captions=len(texts),
-                   skipped_images=[p for p, _ in skipped.files],
-                   blank_captions=folder.empty_captions, **recalls)
+                   skipped_images=[p for p, _ in skipped.entries],
+                   blank_captions=len(folder.skipped_rows), **recalls)
     return results, 0
 
 
@@ -274,7 +274,7 @@ def predict(args):
         raise InputError('--labels needs at least one label, e.g. --labels "cat,dog"')
     model, preprocess, tokenizer, results = _load_model(args)
     classifier = zero_shot_classifier(model, labels, _templates(args), tokenizer)  # [E, K]
-    skipped, predictions = SkippedImages(), []
+    skipped, predictions = Skipped(), []
     for indices, images in preprocess_in_batches(args.images, preprocess, args.batch_size,
                                                  skipped):
         probabilities = zero_shot_predict(model, images, classifier, args.batch_size)  # [n, K]
@@ -289,7 +289,7 @@ def predict(args):
     if not predictions:
         raise InputError(f"none of the {len(args.images)} images could be read")
     results.update(labels=labels, predictions=predictions,
-                   skipped_images=[p for p, _ in skipped.files])
+                   skipped_images=[p for p, _ in skipped.entries])
     return results, 1 if len(skipped) else 0
 
 

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..tokenizer import default_tokenizer, load_tokenizer
 from .zeroshot import encode_images
-from .folders import SkippedImages, preprocess_in_batches
+from ..data.folders import Skipped
+from .folders import preprocess_in_batches
 
 #: The vocabulary size of OpenAI's released models (its tokenizer is not shipped).
 OPENAI_VOCAB_SIZE = 49408
@@ -43,11 +44,11 @@ def encode_image_files(model, preprocess, paths, batch_size=256):
 
     Returns ``(features [n, E] float32, indices [n] int64, skipped)``: ``indices`` are the
     positions in ``paths`` of the ``n`` readable images, ``skipped`` a
-    :class:`~miniclip.evaluation.folders.SkippedImages` of the rest (also issued as a
+    :class:`~miniclip.data.folders.Skipped` of the rest (also issued as a
     warning). Images are decoded ``batch_size`` at a time, so memory holds one batch of
     pixels, not the whole folder.
     """
-    skipped = SkippedImages()
+    skipped = Skipped()
     features, indices = [], []
     for batch_indices, images in preprocess_in_batches(paths, preprocess, batch_size, skipped):
         features.append(encode_images(model, images, batch_size))  # [b, E]
