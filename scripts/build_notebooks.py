@@ -16,6 +16,9 @@ regions gives two editions:
 * the *student edition*, ``notebooks/student/NAME.ipynb``: each region replaced by
   ``raise NotImplementedError("exercise <label>")`` at the region's indentation.
 
+The regions are cut by ``miniclip.grading.solutions.student_code``, the parser that also
+makes the assignments' starter files and the package's student edition.
+
 Put each region inside a function, so that the cell defining it still runs in the student
 edition, and follow it with a check cell, ``with exercise("<label>") as check: ...``
 (``miniclip/grading/checks.py``), which calls the function and reports what is wrong.

@@ -139,7 +139,7 @@ def grade(assignment, submission, time_limit_s=None):
     under its time limit (``time_limit_s``, if given, replaces every part's)."""
     submission = pathlib.Path(submission).resolve()
     if not submission.is_file():
-        return [Result(part, "error", f"no file {submission.name} was submitted (expected "
+        return [Result(part, "error", f"no file {submission.name} was found (submit "
                                       f"{assignment.submission})")
                 for part in assignment.parts]
     return [_run_in_worker(assignment, submission, part,
@@ -160,8 +160,11 @@ def _run_in_worker(assignment, submission, part, time_limit_s):
                              daemon=True)
     worker.start()
     send.close()
-    finished = receive.poll(time_limit_s)
-    outcome = receive.recv() if finished else None
+    finished = receive.poll(time_limit_s)          # True too when the worker ended early
+    try:
+        outcome = receive.recv() if finished else None
+    except EOFError:                               # it ended without sending its outcome
+        outcome = None
     worker.join(1.0 if finished else 0.0)
     if worker.is_alive():
         worker.kill()

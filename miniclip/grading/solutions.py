@@ -63,8 +63,8 @@ def export_student_edition(out_dir):
     cut = []
     for path in sorted(target.rglob("*.py")):
         text = path.read_text("utf-8")
-        if "# BEGIN SOLUTION" in text:
-            where = str(path.relative_to(target.parent))
-            path.write_text(student_code(text, where, PACKAGE_STUB) + "\n", "utf-8")
+        student = student_code(text, str(path.relative_to(target.parent)), PACKAGE_STUB) + "\n"
+        if student != text:
+            path.write_text(student, "utf-8")
             cut.append(path)
     return cut
