@@ -16,27 +16,23 @@ def _linear(x, w, b):
     return x @ w.T + b
 
 
-def _linear_case(rng, batch, n_in, n_out):
-    x, w, b, gy = (rng.standard_normal(shape) for shape in
-                   (batch + (n_in,), (n_out, n_in), (n_out,), batch + (n_out,)))
-    return x, w, b, gy, numerical_gradients(_linear, (x, w, b), gy)
+def _check_gradients(submission, check, seed, names):
+    rng = np.random.default_rng(seed)
+    for batch, n_in, n_out in LINEAR_CASES:
+        x, w, b, gy = (rng.standard_normal(shape) for shape in
+                       (batch + (n_in,), (n_out, n_in), (n_out,), batch + (n_out,)))
+        expected = dict(zip("xwb", numerical_gradients(_linear, (x, w, b), gy)))
+        got = dict(zip("xwb", submission.linear_backward(x.copy(), w.copy(), gy.copy())))
+        for name in names:
+            check.close(f"dL/d{name} for x {x.shape}, w {w.shape}", got[name], expected[name])
 
 
 def linear_input_gradient(submission, check):
-    rng = np.random.default_rng(11)
-    for batch, n_in, n_out in LINEAR_CASES:
-        x, w, b, gy, (gx, _, _) = _linear_case(rng, batch, n_in, n_out)
-        got = submission.linear_backward(x.copy(), w.copy(), gy.copy())
-        check.close(f"dL/dx for x {x.shape}, w {w.shape}", got[0], gx)
+    _check_gradients(submission, check, 11, "x")
 
 
 def linear_parameter_gradients(submission, check):
-    rng = np.random.default_rng(12)
-    for batch, n_in, n_out in LINEAR_CASES:
-        x, w, b, gy, (_, gw, gb) = _linear_case(rng, batch, n_in, n_out)
-        got = submission.linear_backward(x.copy(), w.copy(), gy.copy())
-        check.close(f"dL/dw for x {x.shape}, w {w.shape}", got[1], gw)
-        check.close(f"dL/db for x {x.shape}, w {w.shape}", got[2], gb)
+    _check_gradients(submission, check, 12, "wb")
 
 
 def _softmax(x, axis):
