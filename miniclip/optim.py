@@ -273,11 +273,13 @@ def _adamw_update(xp, theta, grad, m, v, shrink, one_minus_beta1, beta2, one_min
                   step_size, bias2_sqrt, eps):
     """The arithmetic of one AdamW step (``AdamW``'s docstring), in place, in one GPU
     kernel (``backend.fuse``): weights, moments and gradient are each read once."""
+    # BEGIN SOLUTION assignment clip_adamw, 6c: the AdamW update
     theta *= shrink                                 # decoupled weight decay (1 - lr λ)
     m += one_minus_beta1 * (grad - m)
     v *= beta2
     v += one_minus_beta2 * grad * grad
     theta -= step_size * m / (xp.sqrt(v) / bias2_sqrt + eps)
+    # END SOLUTION
 
 
 class SGD(Optimizer):

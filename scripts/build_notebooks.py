@@ -16,6 +16,9 @@ regions gives two editions:
 * the *student edition*, ``notebooks/student/NAME.ipynb``: each region replaced by
   ``raise NotImplementedError("exercise <label>")`` at the region's indentation.
 
+The regions are cut by ``miniclip.grading.solutions.student_code``, the parser that also
+makes the assignments' starter files and the package's student edition.
+
 Put each region inside a function, so that the cell defining it still runs in the student
 edition, and follow it with a check cell, ``with exercise("<label>") as check: ...``
 (``miniclip/grading/checks.py``), which calls the function and reports what is wrong.
@@ -33,14 +36,14 @@ import time
 
 import nbformat
 
+from miniclip.grading.solutions import student_code
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = NOTEBOOKS / "src"
 STUDENT = NOTEBOOKS / "student"
 
 _CELL_MARKER = re.compile(r"^# %%(?P<markdown> \[markdown\])?\s*$")
-_BEGIN_SOLUTION = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION (?P<label>\S.*?)\s*$")
-_END_SOLUTION = re.compile(r"^(?P<indent>\s*)# END SOLUTION\s*$")
 
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
@@ -63,33 +66,6 @@ def parse_cells(text, source_name):
             line = line[2:] if line.startswith("# ") else line[1:]
         body.append(line)
     return [(kind, "\n".join(body).strip("\n")) for kind, body in cells]
-
-
-def student_code(text, where):
-    """A code cell's student edition: every solution region becomes a stub that raises."""
-    lines, region = [], None
-    for number, line in enumerate(text.splitlines(), 1):
-        begin, end = _BEGIN_SOLUTION.match(line), _END_SOLUTION.match(line)
-        if region is None and begin:
-            region = begin
-            stub = f"exercise {begin['label']}"
-            lines.append(f"{begin['indent']}raise NotImplementedError({stub!r})")
-        elif region is None and end:
-            raise ValueError(f"{where}, line {number}: '# END SOLUTION' without a BEGIN")
-        elif region is None:
-            lines.append(line)
-        elif begin:
-            raise ValueError(f"{where}, line {number}: a solution region inside another")
-        elif end:
-            if end["indent"] != region["indent"]:
-                raise ValueError(f"{where}, line {number}: '# END SOLUTION' is not indented "
-                                 "like its BEGIN")
-            region = None
-        elif line.strip() and not line.startswith(region["indent"]):
-            raise ValueError(f"{where}, line {number}: a solution line left of its markers")
-    if region is not None:
-        raise ValueError(f"{where}: solution region {region['label']!r} is never closed")
-    return "\n".join(lines)
 
 
 def editions(source):

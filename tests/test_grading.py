@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from miniclip import Tensor
-from miniclip.grading import ExerciseError, ExerciseNotDone, exercise, numerical_gradient
+from miniclip.grading import (ExerciseError, ExerciseNotDone, exercise, numerical_gradient,
+                              numerical_gradients)
 
 
 def failure(run):
@@ -76,3 +77,10 @@ def test_numerical_gradient_of_a_known_function():
     x = np.array([[0.5, -1.0], [2.0, 0.25]])
     np.testing.assert_allclose(numerical_gradient(lambda a: (a ** 3).sum(), x), 3 * x ** 2,
                                rtol=1e-8)
+
+
+def test_numerical_gradients_of_a_product_with_an_upstream_gradient():
+    x, w, gy = np.array([[1.0, 2.0]]), np.array([[3.0], [-1.0]]), np.array([[0.5]])
+    gx, gw = numerical_gradients(lambda x, w: x @ w, (x, w), gy)
+    np.testing.assert_allclose(gx, gy @ w.T, rtol=1e-8)
+    np.testing.assert_allclose(gw, x.T @ gy, rtol=1e-8)

@@ -21,7 +21,7 @@ STACK = [
     ("objective and optimisation", ["miniclip.training.loss", "miniclip.optim", "miniclip.amp"]),
     ("training and evaluation", ["miniclip.training", "miniclip.train", "miniclip.evaluation",
                                  "miniclip.distributed"]),
-    ("grading", ["miniclip.grading"]),
+    ("grading", ["miniclip.grading", "miniclip.grade"]),
 ]
 
 #: Independent leaves: anything may import them, and they import only other leaves.

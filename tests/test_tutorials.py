@@ -1,73 +1,68 @@
-"""The worked example of tutorials/assignments.md does what the page says: its grader, run on
-its starter file completed three ways, gives full marks to a correct backward, 0 to a
-submission that calls miniclip's own layer norm instead of writing one, and, for the common
-mistake the page describes, exactly the output the page quotes."""
+"""tutorials/assignments.md does what it says: the commands it gives an instructor run in
+order, the grader prints exactly the output the page quotes for the mistake it describes,
+its table lists every assignment's parts and points as the rubrics do, and its GitHub
+Classroom example selects real public tests."""
+import json
 import os
 import pathlib
 import re
+import shlex
 import subprocess
 import sys
 
-import pytest
+from miniclip.grading import assignment as assignments
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGE = (ROOT / "tutorials" / "assignments.md").read_text("utf-8")
 BLOCKS = re.findall(r"```(\w*)\n(.*?)```", PAGE, re.DOTALL)
-STARTER = next(code for language, code in BLOCKS if "Assignment 3" in code)
-GRADER = next(code for language, code in BLOCKS if "Grader for assignment 3" in code)
-QUOTED_OUTPUT = next(code for language, code in BLOCKS if "max |diff|" in code)
-STUB = '        raise NotImplementedError("your code here")\n'
+COMMANDS = next(code for language, code in BLOCKS if "handout layer_norm" in code)
+QUOTED_OUTPUT = next(code for language, code in BLOCKS if code.startswith("Assignment 2:"))
+CLASSROOM = next(code for language, code in BLOCKS if language == "json")
 
-CORRECT = '''        g = gy * self.w
-        mean_g = g.mean(axis=-1, keepdims=True)
-        mean_gx = (g * self.xhat).mean(axis=-1, keepdims=True)
-        axes = tuple(range(gy.ndim - 1))
-        return (self.rstd * (g - mean_g - self.xhat * mean_gx),
-                (gy * self.xhat).sum(axis=axes), gy.sum(axis=axes))
-'''
-# The page's common mistake: the mean and variance treated as constants.
-FORGETS_THE_STATISTICS = '''        g = gy * self.w
-        axes = tuple(range(gy.ndim - 1))
-        return (self.rstd * (g - g.mean(axis=-1, keepdims=True)),
-                (gy * self.xhat).sum(axis=axes), gy.sum(axis=axes))
-'''
-SHORTCUT = '''def layer_norm(x, w, b, eps=1e-5):
-    import miniclip.functional as F
-    return F.layer_norm(x, (x.shape[-1],), w, b, eps)
-'''
+# The page's mistake: the mean and variance treated as constants in dL/dx.
+RIGHT = ("    gx = rstd * (g - g.mean(axis=-1, keepdims=True)\n"
+         "                 - xhat * (g * xhat).mean(axis=-1, keepdims=True))")
+WRONG = "    gx = rstd * (g - g.mean(axis=-1, keepdims=True))"
 
 
-def grade(tmp_path, submission):
-    (tmp_path / "student_layernorm.py").write_text(submission, "utf-8")
-    (tmp_path / "test_grader.py").write_text(GRADER, "utf-8")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)]))
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "-p", "no:xdist", "test_grader.py"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
-    return done.stdout + done.stderr
+def test_the_instructors_commands_run_and_grade_as_the_page_quotes(tmp_path):
+    (tmp_path / "assignments").symlink_to(ROOT / "assignments")
+    submission = tmp_path / "submissions" / "alice" / "layer_norm.py"
+    submission.parent.mkdir(parents=True)
+    solution = (ROOT / "assignments" / "layer_norm" / "solution.py").read_text("utf-8")
+    submission.write_text(solution.replace(RIGHT, WRONG), "utf-8")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    outputs = []
+    for line in COMMANDS.splitlines():
+        command = shlex.split(line, comments=True)
+        assert command[:3] == ["python", "-m", "miniclip.grade"], line
+        done = subprocess.run([sys.executable] + command[1:], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (line, done.stderr)
+        outputs.append(done.stdout)
+    assert outputs[2] == QUOTED_OUTPUT
+    assert sorted(p.name for p in (tmp_path / "handout" / "layer_norm").iterdir()) == [
+        "handout.md", "layer_norm.py", "test_layer_norm.py"]
+    assert (tmp_path / "student-miniclip" / "miniclip" / "__init__.py").is_file()
+    assert (tmp_path / "layer_norm-autograder.zip").stat().st_size > 0
 
 
-def test_the_starter_file_is_what_the_grader_expects():
-    assert STUB in STARTER and "def layer_norm(x, w, b, eps=1e-5):" in STARTER
+def test_the_table_lists_every_assignments_parts_and_points():
+    rows = {match[1]: match[2] for match in re.finditer(r"^\| `(\w+)` \|[^|]*\| (.*) \|$",
+                                                        PAGE, re.MULTILINE)}
+    folders = sorted((ROOT / "assignments").glob("*/rubric.json"))
+    assert sorted(rows) == sorted(path.parent.name for path in folders)
+    for path in folders:
+        listed = re.findall(r"(\d[a-z]) [^,(]*\((\d+)\)", rows[path.parent.name])
+        parts = assignments.load(path.parent).parts
+        assert listed == [(part.id, f"{part.points:g}") for part in parts], path.parent.name
 
 
-def test_a_correct_backward_scores_full_marks(tmp_path):
-    output = grade(tmp_path, STARTER.replace(STUB, CORRECT))
-    assert "4 passed" in output, output
-
-
-def test_calling_miniclips_layer_norm_without_a_backward_scores_zero(tmp_path):
-    starter_call = STARTER[STARTER.index("def layer_norm(x, w, b, eps=1e-5):"):]
-    output = grade(tmp_path, STARTER.replace(starter_call, SHORTCUT))
-    assert "4 failed" in output, output
-
-
-def test_the_common_mistake_gives_the_output_the_page_quotes(tmp_path):
-    output = grade(tmp_path, STARTER.replace(STUB, FORGETS_THE_STATISTICS))
-    assert "4 failed" in output, output
-    quoted = [line[len("E"):].strip() for line in QUOTED_OUTPUT.splitlines()
-              if re.match(r"E     [\w.]+ +\(", line)]              # rows of compare_grads' table
-    assert len(quoted) == 5
-    printed = [line.strip() for line in output.splitlines()]
-    for line in quoted:
-        assert any(p.endswith(line) for p in printed), (line, output)
+def test_the_classroom_example_selects_the_public_tests_and_gives_ten_points():
+    tests = json.loads(CLASSROOM)["tests"]
+    public = (ROOT / "assignments" / "layer_norm" / "test_layer_norm.py").read_text("utf-8")
+    names = re.findall(r"^def (test_\w+)", public, re.MULTILINE)
+    for test in tests:
+        selector = re.search(r"-k (\w+)", test["run"])[1]
+        assert [name for name in names if selector in name], test["run"]
+    assert sum(test["points"] for test in tests) == 10

@@ -44,6 +44,7 @@ def _add_windows(windows, shape, stride):
     of them), so one strided slice per kernel offset adds all windows at once: k_h * k_w
     vectorised additions, however many pixels there are.
     """
+    # BEGIN SOLUTION assignment im2col, 3b: col2im
     xp = backend.get_array_module(windows)
     out = xp.zeros(shape, dtype=windows.dtype)
     n, c, out_h, out_w, kh, kw = windows.shape
@@ -58,6 +59,7 @@ def _add_windows(windows, shape, stride):
         for j in range(kw):
             out[:, :, i:i + sh * out_h:sh, j:j + sw * out_w:sw] += windows[:, :, :, :, i, j]
     return out
+    # END SOLUTION
 
 
 def _pad(x, padding, value=0.0):
@@ -129,13 +131,16 @@ class Conv2d(Function):
         """X_col [C kh kw, N Ho Wo] of the saved padded input, and (Ho, Wo). Channel-major
         order keeps each copied run of (Ho, Wo) pixels contiguous in x, which is markedly
         faster than pixel-major."""
+        # BEGIN SOLUTION assignment im2col, 3a: im2col
         windows = _windows(self.x_pad, self.kernel, self.stride)   # [N, C, Ho, Wo, kh, kw]
         in_ch = windows.shape[1]
         kh, kw = self.kernel
         cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(in_ch * kh * kw, -1)
         return cols, windows.shape[2:4]
+        # END SOLUTION
 
     def backward(self, gy):
+        # BEGIN SOLUTION assignment im2col, 3d-3e: Conv2d.backward
         n, out_ch, out_h, out_w = gy.shape
         if self._pointwise():
             # Both gradients sum over images and pixels, so both are single products with
@@ -157,6 +162,7 @@ class Conv2d(Function):
         g_windows = g_windows.transpose(3, 0, 4, 5, 1, 2)           # [N, C, Ho, Wo, kh, kw]
         gx = _unpad(_add_windows(g_windows, self.x_pad.shape, self.stride), self.padding)
         return (gx, gw, g_mat.sum(axis=1)) if self.has_bias else (gx, gw)
+        # END SOLUTION
 
 
 class AvgPool2d(Function):

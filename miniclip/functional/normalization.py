@@ -82,6 +82,7 @@ class _AffineNormalization(Function):
         return y
 
     def backward(self, gy):
+        # BEGIN SOLUTION assignment layer_norm, 2b-2c: the layer-norm backward
         xhat = self.xhat
         gy = gy.astype(xhat.dtype, copy=False)
         g = gy if self.weight is None else gy * self.weight          # dL/dxhat
@@ -96,6 +97,7 @@ class _AffineNormalization(Function):
         if self.has_bias:
             grads.append(gy.sum(axis=self.param_axes))
         return tuple(grads)
+        # END SOLUTION
 
 
 class LayerNorm(_AffineNormalization):

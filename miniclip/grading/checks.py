@@ -155,3 +155,14 @@ def numerical_gradient(f, x, eps=1e-6):
         x[i] = saved
         gradient[i] = (above - below) / (2 * eps)
     return gradient
+
+
+def numerical_gradients(forward, inputs, gy, eps=1e-6):
+    """The gradients a backward pass must return for ``y = forward(*inputs)`` given
+    ``gy = dL/dy``: ``[dL/d input for each input]`` of ``L = sum(gy * y)``, by central
+    differences (``numerical_gradient``), with no backward pass involved."""
+    inputs = [np.array(value, dtype=np.float64) for value in inputs]
+
+    def loss_of(i):
+        return lambda value: (gy * forward(*inputs[:i], value, *inputs[i + 1:])).sum()
+    return [numerical_gradient(loss_of(i), value, eps) for i, value in enumerate(inputs)]

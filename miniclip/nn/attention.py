@@ -52,6 +52,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, need_weights=False):
     For float16 inputs the softmax is computed in float32 (``F.softmax`` does that) and the
     weights are cast back to float16 for the product with v.
     """
+    # BEGIN SOLUTION assignment attention, 4b: scaled_dot_product_attention
     scale = 1.0 / math.sqrt(q.shape[-1])
     # Scaling q before the product rather than the scores after it: the same numbers,
     # but smaller intermediate values, which matters in float16.
@@ -61,6 +62,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, need_weights=False):
     weights = F.softmax(scores, dim=-1)                          # [..., Lq, Lk]
     out = weights @ v                                            # [..., Lq, dv]
     return (out, weights) if need_weights else out
+    # END SOLUTION
 
 
 def _additive_mask(mask, scores):
@@ -78,15 +80,19 @@ def _additive_mask(mask, scores):
 
 def split_heads(x, num_heads):
     """``[N, L, D]`` -> ``[N, h, L, D/h]``: head j takes features j·D/h … (j+1)·D/h - 1."""
+    # BEGIN SOLUTION assignment attention, 4c: split_heads
     n, length, width = x.shape
     return x.reshape(n, length, num_heads, width // num_heads).transpose(1, 2)
+    # END SOLUTION
 
 
 def merge_heads(x):
     """``[N, h, L, dh]`` -> ``[N, L, h·dh]``: the heads concatenated in order (inverse of
     ``split_heads``)."""
+    # BEGIN SOLUTION assignment attention, 4c: merge_heads
     n, heads, length, head_dim = x.shape
     return x.transpose(1, 2).reshape(n, length, heads * head_dim)
+    # END SOLUTION
 
 
 def multi_head_attention(q, k, v, num_heads, attn_mask=None, need_weights=False):

@@ -26,6 +26,7 @@ def merge_pair(symbols, pair):
     Returns:
         A new list (the input is left unchanged).
     """
+    # BEGIN SOLUTION assignment bpe, 5a: merge_pair
     first, second = pair
     merged = []
     i = 0
@@ -37,6 +38,7 @@ def merge_pair(symbols, pair):
             merged.append(symbols[i])
             i += 1
     return merged
+    # END SOLUTION
 
 
 def apply_merges(symbols, ranks):
@@ -55,6 +57,7 @@ def apply_merges(symbols, ranks):
     Returns:
         The list of final symbols.
     """
+    # BEGIN SOLUTION assignment bpe, 5d: apply_merges
     while len(symbols) > 1:
         neighbours = zip(symbols, symbols[1:])
         best = min(neighbours, key=lambda pair: ranks.get(pair, float("inf")))
@@ -62,6 +65,7 @@ def apply_merges(symbols, ranks):
             break
         symbols = merge_pair(symbols, best)
     return symbols
+    # END SOLUTION
 
 
 def learn_merges(word_counts, num_merges):
@@ -85,6 +89,7 @@ def learn_merges(word_counts, num_merges):
     Returns:
         The list of merges ``(first, second)``, in the order learned.
     """
+    # BEGIN SOLUTION assignment bpe, 5c: learn_merges
     words = [list(symbols) for symbols in word_counts]
     counts = list(word_counts.values())
 
@@ -130,3 +135,4 @@ def learn_merges(word_counts, num_merges):
             else:
                 del pair_counts[changed_pair]
     return merges
+    # END SOLUTION

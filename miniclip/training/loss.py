@@ -78,6 +78,7 @@ def clip_loss_from_features(I_f, T_f, W_i, W_t, t):
     W_t [d_t, d_e] the learned projections, t the log of the logit scale (a 0-d tensor).
     Row k of I_f and row k of T_f are a matching pair.
     """
+    # BEGIN SOLUTION assignment clip_adamw, 6a: clip_loss_from_features
     n = I_f.shape[0]
     # joint multimodal embedding [n, d_e]
     I_e = F.normalize(I_f @ W_i, dim=1)             # I_e = l2_normalize(np.dot(I_f, W_i), axis=1)
@@ -90,6 +91,7 @@ def clip_loss_from_features(I_f, T_f, W_i, W_t, t):
     loss_t = cross_entropy_loss(logits, labels, axis=1)  # for each image: which text?
     loss = (loss_i + loss_t) / 2                    # loss = (loss_i + loss_t)/2
     return loss
+    # END SOLUTION
 
 
 def clip_loss(logits_per_image, logits_per_text=None):

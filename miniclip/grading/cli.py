@@ -1,0 +1,66 @@
+"""``python -m miniclip.grade``: grade a submission, and prepare what an instructor hands out.
+
+    python -m miniclip.grade ASSIGNMENT SUBMISSION.py [--time-limit S] [--gradescope RESULTS.json]
+    python -m miniclip.grade handout ASSIGNMENT OUT_DIR       the handout, starter, public tests
+    python -m miniclip.grade autograder ASSIGNMENT OUT.zip    a Gradescope autograder
+    python -m miniclip.grade export-student OUT_DIR           miniclip without the answers
+
+ASSIGNMENT is an assignment folder, or a name in ``./assignments/`` (run from the
+repository's root). Grading prints a line per part (score and feedback) and the total;
+``--gradescope`` also writes the results in Gradescope's ``results.json`` format. The exit
+status is 0 whenever the submission was graded, whatever its score.
+"""
+import argparse
+import json
+import pathlib
+import sys
+
+from . import assignment as assignments
+from .autograder import build_zip
+from .solutions import export_student_edition
+
+COMMANDS = ("handout", "autograder", "export-student")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in COMMANDS:
+        return _command(argv)
+    parser = argparse.ArgumentParser(prog="python -m miniclip.grade", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("assignment", help="an assignment folder, or its name in ./assignments")
+    parser.add_argument("submission", help="the student's file")
+    parser.add_argument("--time-limit", type=float, metavar="S",
+                        help="seconds allowed for each part (default: the rubric's)")
+    parser.add_argument("--gradescope", metavar="RESULTS_JSON",
+                        help="also write the results there in Gradescope's format")
+    args = parser.parse_args(argv)
+    assignment = assignments.find(args.assignment)
+    results = assignments.grade(assignment, args.submission, args.time_limit)
+    print(assignments.report(assignment, results))
+    if args.gradescope:
+        path = pathlib.Path(args.gradescope)
+        path.write_text(json.dumps(assignments.gradescope_results(assignment, results),
+                                   indent=2) + "\n", "utf-8")
+    return 0
+
+
+def _command(argv):
+    command, *rest = argv
+    parser = argparse.ArgumentParser(prog=f"python -m miniclip.grade {command}")
+    if command == "export-student":
+        parser.add_argument("out_dir")
+        args = parser.parse_args(rest)
+        for path in export_student_edition(args.out_dir):
+            print(f"cut the solutions out of {path}")
+        return 0
+    parser.add_argument("assignment")
+    parser.add_argument("out", help="a folder (handout) or a .zip file (autograder)")
+    args = parser.parse_args(rest)
+    assignment = assignments.find(args.assignment)
+    if command == "handout":
+        for path in assignments.write_handout(assignment, args.out):
+            print(f"wrote {path}")
+    else:
+        print(f"wrote {build_zip(assignment, args.out)}")
+    return 0
