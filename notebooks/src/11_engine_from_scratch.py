@@ -179,7 +179,7 @@ print(a, "(2a + 1 =", 2 * a.data + 1, ")")
 # derivative of an array op is a **Jacobian**. For a linear layer $Y = X W$ with
 # $X$ of shape $[N, D]$ and $W$ of shape $[D, M]$, $\partial Y/\partial W$ has $NM \cdot DM$
 # entries: for ViT-B/32's MLP ($D = 768$, $M = 3072$) and a batch of 256 tokens, about
-# $1.4\times 10^{15}$ numbers, almost all zero.
+# $1.9\times 10^{12}$ numbers (7 TB in float32), almost all zero.
 #
 # We never need the Jacobian itself, only its product with the gradient arriving from
 # above. If $G = \partial L/\partial Y$ (shaped like $Y$), the chain rule gives
