@@ -6,7 +6,8 @@
 # image–caption pairs runs in the code you have been reading. This notebook shows how,
 # using small test checkpoints that ship with the repository instead of real downloads:
 #
-# 1. save a model as `.safetensors` and load it back with `miniclip.load`: identical outputs;
+# 1. save a model as `.safetensors`, read its header and its tensors yourself (exercises 7a
+#    and 7b), and load it back with `miniclip.load`: identical outputs;
 # 2. open a TorchScript `.pt` file (the format of OpenAI's releases), see what is inside, and
 #    check the loaded model against the outputs of OpenAI's own code;
 # 3. a Hugging Face checkpoint folder;
@@ -21,6 +22,7 @@
 import hashlib
 import json
 import os
+import pathlib
 import pickle
 import pickletools
 import struct
@@ -32,12 +34,15 @@ import numpy as np
 
 import miniclip
 from miniclip import CLIP, no_grad
+from miniclip.grading import exercise
 from miniclip.weights import hub, save_safetensors
 from miniclip.models import infer_config
 
 miniclip.manual_seed(0)
 rng = np.random.default_rng(0)
-FIXTURES = os.path.join("..", "tests", "fixtures")   # this notebook runs from notebooks/
+here = pathlib.Path.cwd().resolve()                  # notebooks/ or notebooks/student/
+FIXTURES = next(str(folder / "tests" / "fixtures") for folder in (here, *here.parents)
+                if (folder / "tests" / "fixtures").is_dir())
 workdir = tempfile.TemporaryDirectory()              # scratch space, deleted at the end
 
 # %% [markdown]
@@ -45,9 +50,16 @@ workdir = tempfile.TemporaryDirectory()              # scratch space, deleted at
 #
 # A state dict maps parameter names to arrays: `Module.state_dict()` gives one, with
 # OpenAI's names (`visual.conv1.weight`, `transformer.resblocks.0.attn.in_proj_weight`,
-# `logit_scale`, ...). `save_safetensors` writes it in the **safetensors** format: an 8-byte
-# little-endian header length, a JSON header giving each tensor's dtype, shape and byte
-# range, then the raw bytes. No code is stored, so reading it can run none.
+# `logit_scale`, ...). `save_safetensors` writes it in the **safetensors** format:
+#
+# | bytes | what |
+# |---|---|
+# | 8 | $n$, the header's length, an unsigned little-endian integer |
+# | $n$ | the header: JSON mapping each tensor's name to its `dtype` (`"F32"`, `"F16"`, `"I64"`, ...), `shape` and `data_offsets` `[begin, end]`, plus an optional `"__metadata__"` entry of strings |
+# | the rest | every tensor's raw little-endian bytes, one after another; `begin` and `end` count from the start of this part, byte $8 + n$ of the file |
+#
+# No code is stored, so reading it can run none. You will read one with the standard
+# library and NumPy alone (exercises 7a and 7b), then let `miniclip.load` do it.
 
 # %%
 model = CLIP(embed_dim=16, image_resolution=16, vision_layers=1, vision_width=64,
@@ -56,12 +68,94 @@ model = CLIP(embed_dim=16, image_resolution=16, vision_layers=1, vision_width=64
 path = os.path.join(workdir.name, "micro.safetensors")
 save_safetensors(path, model.state_dict())
 
-with open(path, "rb") as file:
-    header_size = struct.unpack("<Q", file.read(8))[0]
-    header = json.loads(file.read(header_size))
-print(f"{os.path.getsize(path):,} bytes, header {header_size} bytes, {len(header)} entries; the first three:")
+# %% [markdown]
+# ### Exercise 7a: the header
+#
+# Write `read_header(path)`: read the 8-byte length ($n$) with `struct.unpack("<Q", ...)`,
+# then the $n$ bytes of JSON, and return the header **without** its `"__metadata__"` entry
+# (if there is one), together with the position in the file where the tensors' bytes begin.
+
+# %%
+def read_header(path):
+    """``(header, data_start)``: the tensor entries of a .safetensors file's JSON header
+    (name -> {"dtype", "shape", "data_offsets"}) and the file offset of the tensors' bytes."""
+    # BEGIN SOLUTION 7a: the safetensors header
+    with open(path, "rb") as file:
+        (header_size,) = struct.unpack("<Q", file.read(8))
+        header = json.loads(file.read(header_size))
+    header.pop("__metadata__", None)
+    return header, 8 + header_size
+    # END SOLUTION
+
+
+# %% [markdown]
+# The check reads the model's file and one written with metadata, and compares with what
+# the writer put in (the length is read again here with `int.from_bytes`):
+
+# %%
+with exercise("7a: the safetensors header") as check:
+    with_metadata = os.path.join(workdir.name, "with_metadata.safetensors")
+    save_safetensors(with_metadata, {"w": np.zeros((2, 3), np.float16)}, metadata={"note": "hi"})
+    for file_path, state in ((path, model.state_dict()), (with_metadata, None)):
+        header, data_start = read_header(file_path)
+        with open(file_path, "rb") as file:
+            check.equal(f"{os.path.basename(file_path)}: data_start", data_start,
+                        8 + int.from_bytes(file.read(8), "little"))
+        expected = state if state is not None else {"w": np.zeros((2, 3), np.float16)}
+        check.equal(f"{os.path.basename(file_path)}: names", sorted(header), sorted(expected))
+        check.equal(f"{os.path.basename(file_path)}: shapes",
+                    {name: entry["shape"] for name, entry in header.items()},
+                    {name: list(np.shape(value)) for name, value in expected.items()})
+
+header, data_start = read_header(path)
+print(f"{os.path.getsize(path):,} bytes, tensors from byte {data_start}, {len(header)} entries; "
+      "the first three:")
 for name in list(header)[:3]:
     print(f"  {name}: {header[name]}")
+
+# %% [markdown]
+# ### Exercise 7b: one tensor from its bytes
+#
+# Write `read_tensor(path, entry, data_start)` for one header entry: seek to
+# `data_start + begin`, read `end - begin` bytes, and make them an array of the entry's
+# dtype and shape with `np.frombuffer` (`SAFETENSORS_DTYPES` below maps the names to NumPy
+# dtypes; `<` is little-endian). `np.frombuffer` gives a read-only view of the bytes;
+# return a copy, so the caller can modify it.
+
+# %%
+SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4",
+                      "U8": "u1"}
+
+
+def read_tensor(path, entry, data_start):
+    """The array of one header ``entry`` ({"dtype", "shape", "data_offsets"}) of a file."""
+    # BEGIN SOLUTION 7b: one tensor from its bytes
+    begin, end = entry["data_offsets"]
+    with open(path, "rb") as file:
+        file.seek(data_start + begin)
+        raw = file.read(end - begin)
+    dtype = np.dtype(SAFETENSORS_DTYPES[entry["dtype"]])
+    return np.frombuffer(raw, dtype=dtype).reshape(entry["shape"]).copy()
+    # END SOLUTION
+
+
+# %%
+with exercise("7b: one tensor from its bytes") as check:
+    mixed_path = os.path.join(workdir.name, "mixed.safetensors")
+    mixed = {"half": np.arange(6, dtype=np.float16).reshape(2, 3) / 7,
+             "ids": np.arange(-2, 3, dtype=np.int64), "scalar": np.float32(2.5).reshape(()),
+             **{name: value for name, value in list(model.state_dict().items())[:4]}}
+    save_safetensors(mixed_path, mixed)
+    mixed_header, mixed_start = read_header(mixed_path)
+    for name, value in mixed.items():
+        got = read_tensor(mixed_path, mixed_header[name], mixed_start)
+        check.equal(f"{name}: dtype", str(np.asarray(got).dtype), str(np.asarray(value).dtype))
+        check.close(f"{name}: values", got, value, atol=0, rtol=0)
+    ours = {name: read_tensor(path, entry, data_start) for name, entry in header.items()}
+    reference = miniclip.load_state_dict(path)
+    check.true("every tensor of the model's file",
+               all(np.array_equal(ours[name], reference[name]) for name in reference),
+               "some tensor differs from what miniclip.load_state_dict reads")
 
 # %% [markdown]
 # `miniclip.load(path)` reads any supported file (`weights.load_state_dict` recognises the
