@@ -294,7 +294,7 @@ def train(args):
             history["losses"].append(train_step(model, optimizer, scaler, images, tokens,
                                                 step + 1, args.device, args.grad_clip))
             done = step + 1
-            if done % SHOW_EVERY == 0 or done == args.steps:
+            if done % SHOW_EVERY == 0 or done == args.steps or progress.due(done):
                 history["temperatures"].append((done, _temperature(model)))
                 progress.show(done, loss=np.mean(history["losses"][-SHOW_EVERY:]),
                               temp=history["temperatures"][-1][1], lr=lr)
@@ -377,22 +377,25 @@ class Progress:
     a line; nothing when ``quiet``."""
 
     def __init__(self, name, start, total, every, quiet):
-        self.start, self.total, self.every, self.quiet = start, total, max(every, 1), quiet
+        self.total, self.every, self.quiet = total, max(every, 1), quiet
         self.last, self.began = start, time.perf_counter()
         self.bar = None
         if not quiet and sys.stderr.isatty():
             self.bar = tqdm(total=total, initial=start, desc=name, dynamic_ncols=True)
+
+    def due(self, step):
+        """Whether a progress line is due at ``step`` (never with a bar, or when quiet)."""
+        return self.bar is None and not self.quiet and step % self.every == 0
 
     def show(self, step, loss, temp, lr):
         if self.bar is not None:
             self.bar.update(step - self.last)
             self.bar.set_postfix({"loss": f"{loss:.3f}", "temp": f"{temp:.4f}", "lr": f"{lr:.1e}"})
             self.last = step
-        elif not self.quiet and (step - self.last >= self.every or step == self.total):
+        elif self.due(step) or (step == self.total and not self.quiet):
             seconds = time.perf_counter() - self.began
             print(f"step {step}/{self.total}  loss {loss:.3f}  temp {temp:.4f}  lr {lr:.1e}  "
                   f"{seconds:.0f} s", file=sys.stderr, flush=True)
-            self.last = step
 
     def write(self, line):
         if self.bar is not None:
