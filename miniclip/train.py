@@ -60,7 +60,7 @@ from .evaluation.shapes import ShapesBenchmark
 from .fileio import atomic_write
 from .models import create_model
 from .optim import WarmupCosine, clip_grad_norm_
-from .threads import limit_blas_threads
+from .training.threads import limit_blas_threads
 from .training import plots
 from .training.loss import LOGIT_SCALE_INIT, cap_logit_scale_, clip_loss
 from .training.recipe import paper_optimizer

@@ -13,8 +13,9 @@ from ..fileio import atomic_write
 
 
 def _save(figure, path):
+    """Write ``figure`` as a PNG. (Its layout is set by hand: ``tight_layout`` would measure
+    every label and take longer than the drawing itself.)"""
     FigureCanvasAgg(figure)
-    figure.tight_layout()
     with atomic_write(path) as file:
         figure.savefig(file, format="png", dpi=100)
 
@@ -28,7 +29,8 @@ def plot_training_curves(path, losses, temperatures, evaluations=(), batch_size=
     """
     panels = 3 if evaluations else 2
     figure = Figure(figsize=(5 * panels, 3.6))
-    axes = figure.subplots(1, panels)
+    axes = figure.subplots(1, panels, gridspec_kw=dict(left=0.2 / panels, right=0.98, bottom=0.14,
+                                                       top=0.91, wspace=0.3))
     steps = np.arange(1, len(losses) + 1)
     axes[0].plot(steps, losses, alpha=0.35, label="per batch")
     if len(losses) >= 20:
@@ -58,8 +60,8 @@ def plot_similarity(path, similarity, images, captions):
     above its column; ``images`` are ``[H, W, 3]`` arrays or PIL images) with their own
     captions (rows): after training, the diagonal lights up."""
     count = len(captions)
-    figure = Figure(figsize=(2 + 0.8 * count, 1.2 + 0.6 * count))
-    ax = figure.subplots()
+    figure = Figure(figsize=(4 + 0.8 * count, 1.2 + 0.6 * count))
+    ax = figure.subplots(gridspec_kw=dict(left=0.38, right=0.97, bottom=0.03, top=0.92))
     shown = ax.imshow(np.asarray(similarity).T, cmap="viridis")
     for j, image in enumerate(images):
         ax.imshow(image, extent=(j - 0.45, j + 0.45, -0.6, -1.5))
@@ -83,7 +85,8 @@ def plot_predictions(path, images, probabilities, labels, classnames, unseen_cla
     unseen = set(int(k) for k in unseen_classes)
     rows = -(-len(images) // columns)
     figure = Figure(figsize=(2.0 * columns, 2.4 * rows))
-    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    axes = np.atleast_1d(figure.subplots(rows, columns, gridspec_kw=dict(
+        left=0.01, right=0.99, bottom=0.01, top=0.78, hspace=0.9, wspace=0.15))).ravel()
 
     def name(k):
         return classnames[k] + ("*" if k in unseen else "")

@@ -20,7 +20,7 @@ process may run on (``os.sched_getaffinity``) less the load of the last minute
 no ``ctypes`` access) it says so and changes nothing: set ``OPENBLAS_NUM_THREADS`` (or
 ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) before starting Python instead.
 
-A leaf of the package: it uses only the standard library (and NumPy's location).
+It uses only the standard library and NumPy, so anything may import it early.
 """
 import ctypes
 import glob
