@@ -230,8 +230,8 @@ class SyntheticShapes:
         jitter = rng.integers(-20, 21, size=3)
         fill = np.clip(np.array(COLOURS[attributes["colour"]]) + jitter, 0, 255)
         fill = tuple(int(v) for v in fill)
-        # An outline about a 16th of the picture wide: 2 pixels of a 32-pixel picture.
-        style = ({"outline": fill, "width": max(side // 16, 1)} if self.shift == "outline"
+        # An outline a 32nd of the picture wide: one pixel of a 32-pixel picture.
+        style = ({"outline": fill, "width": max(side // 32, 1)} if self.shift == "outline"
                  else {"fill": fill})
         _DRAW[attributes["shape"]](ImageDraw.Draw(canvas), cx, cy, radius, style)
         small = canvas.resize((self.image_size, self.image_size), Image.BOX)
