@@ -54,3 +54,12 @@ def test_limit_blas_threads_sets_numpy_s_own_openblas():
         np.testing.assert_allclose(a @ np.eye(64), a)  # BLAS still works after the change
     finally:
         threads.limit_blas_threads(before, environ={})
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="Linux only")
+def test_other_load_counts_the_average_or_the_threads_runnable_now_whichever_is_more():
+    with open("/proc/loadavg") as file:
+        fields = file.read().split()
+    load = threads.other_load()
+    assert load >= float(fields[0]) - 0.5  # the average moves a little between the reads
+    assert load >= 0

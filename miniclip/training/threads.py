@@ -14,9 +14,11 @@ OpenBLAS is built with a symbol suffix (``scipy_openblas_set_num_threads64_`` in
 ``openblas_set_num_threads64_`` in NumPy 1.x); every known spelling is tried.
 
 The count is, in order of precedence: the ``threads`` argument (``--threads`` of the
-training program), the ``MINICLIP_NUM_THREADS`` variable, and otherwise the cores this
-process may run on (``os.sched_getaffinity``) less the load of the last minute
-(``os.getloadavg``), at least 1. When nothing can be set (another BLAS, an unknown build,
+training program), the ``MINICLIP_NUM_THREADS`` variable, ``OPENBLAS_NUM_THREADS`` or
+``OMP_NUM_THREADS`` if the user set them, and otherwise the cores this process may run on
+(``os.sched_getaffinity``) less those other programs keep busy (``os.getloadavg`` and the
+threads runnable now), at least 1. It is chosen once, at start-up: a program started later
+is not seen. When nothing can be set (another BLAS, an unknown build,
 no ``ctypes`` access) it says so and changes nothing: set ``OPENBLAS_NUM_THREADS`` (or
 ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) before starting Python instead.
 
@@ -52,8 +54,7 @@ def choose_thread_count(threads=None, environ=os.environ, cores=None, load=None)
     ``threads`` if given, else ``$MINICLIP_NUM_THREADS``, else ``$OPENBLAS_NUM_THREADS`` or
     ``$OMP_NUM_THREADS`` (a user who set them meant it), else the free cores:
     ``cores - round(load)``, between 1 and ``cores``. ``cores`` defaults to
-    :func:`available_cores`, ``load`` to the one-minute load average (the number of
-    runnable processes, averaged).
+    :func:`available_cores`, ``load`` to :func:`other_load`.
     """
     if threads is not None:
         return _positive(threads), "--threads"
@@ -61,10 +62,23 @@ def choose_thread_count(threads=None, environ=os.environ, cores=None, load=None)
         if environ.get(name):
             return _positive(environ[name]), name
     cores = available_cores() if cores is None else cores
-    if load is None:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    load = other_load() if load is None else load
     count = max(1, min(cores, cores - int(math.floor(load + 0.5))))
     return count, f"{cores} cores, load {load:.1f}"
+
+
+def other_load():
+    """How many cores other programs keep busy: the larger of the one-minute load average
+    and the number of other threads runnable right now (Linux's ``/proc/loadavg``; this
+    one's own excluded). The average alone lags: two runs started together would each see
+    an idle machine and take every core; the instant count sees the other."""
+    average = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    try:
+        with open("/proc/loadavg") as file:
+            running = int(file.read().split()[3].split("/")[0])  # "2/345": runnable/all
+    except (OSError, IndexError, ValueError):
+        running = 1
+    return max(average, running - 1.0)
 
 
 def _positive(value):

@@ -27,9 +27,12 @@ import miniclip.functional as F
 from miniclip import Tensor, nn
 from miniclip.gradcheck import gradcheck
 from miniclip.models import ResidualAttentionBlock, causal_mask
+from miniclip.training.threads import limit_blas_threads
 
 miniclip.manual_seed(0)
 rng = np.random.default_rng(0)
+
+print(limit_blas_threads())  # one BLAS thread per free core: fast on a busy machine too
 
 # %% [markdown]
 # ## One head
@@ -60,6 +63,8 @@ print("out      ", out.shape)
 
 library_out = nn.scaled_dot_product_attention(q, k, v)
 print("same as nn.scaled_dot_product_attention:", np.allclose(out.numpy(), library_out.numpy()))
+assert np.allclose(weights.numpy().sum(axis=1), 1) and out.shape == v.shape
+assert np.allclose(out.numpy(), library_out.numpy())
 
 # %% [markdown]
 # ## Why divide by $\sqrt{d_h}$?
@@ -126,6 +131,8 @@ together = nn.multi_head_attention(x, x, x, num_heads=heads)
 one_by_one = [nn.scaled_dot_product_attention(*(t[:, :, j * 8:(j + 1) * 8] for t in (x, x, x)))
               for j in range(heads)]
 print("same as one head at a time:", np.allclose(together.numpy(), F.cat(one_by_one, dim=-1).numpy()))
+assert np.array_equal(split.numpy()[:, 1], x.numpy()[:, :, 8:16])
+assert np.allclose(together.numpy(), F.cat(one_by_one, dim=-1).numpy())
 
 # %% [markdown]
 # ## The causal mask
@@ -255,6 +262,7 @@ for name, p in block.named_parameters():
     print(f"  {name:26s} {str(p.shape):10s}")
 counted = block.num_parameters()
 print(f"parameters: {counted} = 12 d² + 13 d = {12 * d * d + 13 * d}")
+assert counted == 12 * d * d + 13 * d
 
 # %% [markdown]
 # Where the count comes from: the packed q, k, v projection has $3d^2 + 3d$ parameters, the

@@ -34,11 +34,14 @@ import miniclip
 from miniclip import CLIP, no_grad
 from miniclip.weights import hub, save_safetensors
 from miniclip.models import infer_config
+from miniclip.training.threads import limit_blas_threads
 
 miniclip.manual_seed(0)
 rng = np.random.default_rng(0)
 FIXTURES = os.path.join("..", "tests", "fixtures")   # this notebook runs from notebooks/
 workdir = tempfile.TemporaryDirectory()              # scratch space, deleted at the end
+
+print(limit_blas_threads())  # one BLAS thread per free core: fast on a busy machine too
 
 # %% [markdown]
 # ## 1. Save, load, compare
@@ -82,6 +85,7 @@ with no_grad():
     original = model(images, tokens)[0].numpy()
     reloaded = loaded(images, tokens)[0].numpy()
 print("logits identical:", np.array_equal(original, reloaded))
+assert np.array_equal(original, reloaded), "a saved and reloaded model must give the same logits"
 
 # %% [markdown]
 # ## 2. OpenAI's format: a TorchScript archive
