@@ -3,7 +3,7 @@
 The tiny run trains the ``tiny-vit`` preset (``--tower rn``: ``tiny-rn``) on
 :class:`~miniclip.data.SyntheticShapes` — pictures of coloured shapes with captions such as
 "a photo of a small red circle on the left." or "there is a square that is green." — on
-the CPU in about a minute, then measures what it learned (``evaluation/shapes.py``):
+the CPU in a minute or two, then measures what it learned (``evaluation/shapes.py``):
 zero-shot accuracy over all 30 colour–shape classes, separately on the combinations it was
 trained on and on six it never saw pictured or named (``data.synthetic.HELD_OUT``), on
 shifted pictures (outlines, heavy noise, striped backgrounds), retrieval Recall@K and a
@@ -111,7 +111,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m miniclip.train",
         description="Train a CLIP from scratch. --tiny trains a tiny CLIP on synthetic shapes\n"
-                    "on the CPU in about a minute, then writes its metrics and plots.",
+                    "on the CPU in a minute or two, then writes its metrics and plots.",
         epilog="examples:\n"
                "  python -m miniclip.train --tiny                       # ViT tower, CPU\n"
                "  python -m miniclip.train --tiny --tower rn --steps 200\n"

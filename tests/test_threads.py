@@ -16,9 +16,10 @@ def test_thread_count_takes_the_flag_then_the_variables_then_the_free_cores():
                                        load=0) == (5, "OPENBLAS_NUM_THREADS")
     # no setting: the cores the load leaves free, at least one, at most all
     assert threads.choose_thread_count(None, {}, cores=2, load=0.2)[0] == 2
+    assert threads.choose_thread_count(None, {}, cores=2, load=0.9)[0] == 2  # a fading load
     assert threads.choose_thread_count(None, {}, cores=2, load=1.1)[0] == 1  # another run
     assert threads.choose_thread_count(None, {}, cores=2, load=6.0)[0] == 1
-    assert threads.choose_thread_count(None, {}, cores=16, load=3.6)[0] == 12
+    assert threads.choose_thread_count(None, {}, cores=16, load=3.6)[0] == 13
 
 
 def test_a_thread_count_below_one_is_refused():

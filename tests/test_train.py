@@ -216,10 +216,11 @@ def test_ctrl_c_saves_after_the_step_and_prints_the_resume_command(tmp_path, mon
 
     monkeypatch.setattr(train_module, "train_step", ctrl_c_during_step_3)
     out = str(tmp_path / "run")
+    handler = signal.getsignal(signal.SIGINT)
     assert main(SMALL + ["--steps", "10", "--save-every", "100", "--out", out]) == 130
     assert saved_run(out)[0] == 3  # the step in progress finished and was saved
     assert f"--out {out} --resume" in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is handler  # the caller's handler is back
 
 
 def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path, capsys):

@@ -60,8 +60,8 @@ def plot_similarity(path, similarity, images, captions):
     above its column; ``images`` are ``[H, W, 3]`` arrays or PIL images) with their own
     captions (rows): after training, the diagonal lights up."""
     count = len(captions)
-    figure = Figure(figsize=(4 + 0.8 * count, 1.2 + 0.6 * count))
-    ax = figure.subplots(gridspec_kw=dict(left=0.38, right=0.97, bottom=0.03, top=0.92))
+    figure = Figure(figsize=(3 + 0.7 * count, 1.2 + 0.6 * count))
+    ax = figure.subplots(gridspec_kw=dict(left=0.3, right=0.9, bottom=0.03, top=0.92))
     shown = ax.imshow(np.asarray(similarity).T, cmap="viridis")
     for j, image in enumerate(images):
         ax.imshow(image, extent=(j - 0.45, j + 0.45, -0.6, -1.5))

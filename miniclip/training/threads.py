@@ -53,7 +53,7 @@ def choose_thread_count(threads=None, environ=os.environ, cores=None, load=None)
 
     ``threads`` if given, else ``$MINICLIP_NUM_THREADS``, else ``$OPENBLAS_NUM_THREADS`` or
     ``$OMP_NUM_THREADS`` (a user who set them meant it), else the free cores:
-    ``cores - round(load)``, between 1 and ``cores``. ``cores`` defaults to
+    ``cores - floor(load)``, between 1 and ``cores``. ``cores`` defaults to
     :func:`available_cores`, ``load`` to :func:`other_load`.
     """
     if threads is not None:
@@ -63,7 +63,9 @@ def choose_thread_count(threads=None, environ=os.environ, cores=None, load=None)
             return _positive(environ[name]), name
     cores = available_cores() if cores is None else cores
     load = other_load() if load is None else load
-    count = max(1, min(cores, cores - int(math.floor(load + 0.5))))
+    # Only whole busy cores count: a load of 0.7 (often the tail of a program that just
+    # ended) leaves both of 2 cores to us, a load of 1.1 one of them.
+    count = max(1, min(cores, cores - int(math.floor(load))))
     return count, f"{cores} cores, load {load:.1f}"
 
 

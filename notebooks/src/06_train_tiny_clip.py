@@ -30,7 +30,7 @@ from miniclip.evaluation.zeroshot import (accuracy, encode_images, encode_texts,
                                zero_shot_classifier, zero_shot_predict)
 from miniclip.training.threads import limit_blas_threads
 
-# The knobs of this run. More steps give a better model (the CLI trains for 1500).
+# The knobs of this run. More steps give a better model (the CLI trains for 800).
 STEPS, BATCH_SIZE, PEAK_LR, WARMUP = 300, 64, 1e-3, 30
 SEED = 0
 miniclip.manual_seed(SEED)
