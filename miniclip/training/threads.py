@@ -16,11 +16,12 @@ OpenBLAS is built with a symbol suffix (``scipy_openblas_set_num_threads64_`` in
 The count is, in order of precedence: the ``threads`` argument (``--threads`` of the
 training program), the ``MINICLIP_NUM_THREADS`` variable, ``OPENBLAS_NUM_THREADS`` or
 ``OMP_NUM_THREADS`` if the user set them, and otherwise the cores this process may run on
-(``os.sched_getaffinity``) less those other programs keep busy (``os.getloadavg`` and the
-threads runnable now), at least 1. It is chosen once, at start-up: a program started later
-is not seen. When nothing can be set (another BLAS, an unknown build,
-no ``ctypes`` access) it says so and changes nothing: set ``OPENBLAS_NUM_THREADS`` (or
-``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) before starting Python instead.
+(``os.sched_getaffinity``) less the cores other programs keep busy (the threads runnable
+over a fifth of a second; ``os.getloadavg`` where that can't be read), at least 1. It is
+chosen once, at start-up: a program started later is not seen. When nothing can be set
+(another BLAS, an unknown build, no ``ctypes`` access) it says so and changes nothing: set
+``OPENBLAS_NUM_THREADS`` (or ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) before starting
+Python instead.
 
 It uses only the standard library and NumPy, so anything may import it early.
 """
@@ -28,6 +29,7 @@ import ctypes
 import glob
 import math
 import os
+import time
 
 #: The environment variable that overrides the automatic choice.
 ENV_VAR = "MINICLIP_NUM_THREADS"
@@ -63,24 +65,32 @@ def choose_thread_count(threads=None, environ=os.environ, cores=None, load=None)
             return _positive(environ[name]), name
     cores = available_cores() if cores is None else cores
     load = other_load() if load is None else load
-    # Only whole busy cores count: a load of 0.7 (often the tail of a program that just
-    # ended) leaves both of 2 cores to us, a load of 1.1 one of them.
+    # Only whole busy cores count: a load of 0.7 (a program busy 70% of the time) leaves
+    # both of 2 cores to us, a load of 1.1 one of them.
     count = max(1, min(cores, cores - int(math.floor(load))))
     return count, f"{cores} cores, load {load:.1f}"
 
 
-def other_load():
-    """How many cores other programs keep busy: the larger of the one-minute load average
-    and the number of other threads runnable right now (Linux's ``/proc/loadavg``; this
-    one's own excluded). The average alone lags: two runs started together would each see
-    an idle machine and take every core; the instant count sees the other."""
-    average = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    try:
-        with open("/proc/loadavg") as file:
-            running = int(file.read().split()[3].split("/")[0])  # "2/345": runnable/all
-    except (OSError, IndexError, ValueError):
-        running = 1
-    return max(average, running - 1.0)
+def other_load(samples=10, interval=0.02):
+    """How many cores other programs keep busy now.
+
+    On Linux, the mean number of other threads runnable over ``samples`` reads of
+    ``/proc/loadavg`` ``interval`` seconds apart (its fourth field, "runnable/all", counts
+    this reading thread too). Elsewhere, the one-minute load average. The average lags a
+    minute both ways: it would hide a run started together with this one, and it would count
+    a program that has just ended, halving an idle run's threads; the instant count does
+    neither.
+    """
+    counts = []
+    for sample in range(samples):
+        try:
+            with open("/proc/loadavg") as file:
+                counts.append(int(file.read().split()[3].split("/")[0]) - 1)
+        except (OSError, IndexError, ValueError):
+            return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        if sample + 1 < samples:
+            time.sleep(interval)
+    return sum(counts) / len(counts)
 
 
 def _positive(value):
