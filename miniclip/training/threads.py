@@ -71,11 +71,11 @@ def choose_thread_count(threads=None, environ=os.environ, cores=None, load=None)
     return count, f"{cores} cores, load {load:.1f}"
 
 
-def other_load(samples=10, interval=0.02):
+def other_load(samples=10, interval=0.02, path="/proc/loadavg"):
     """How many cores other programs keep busy now.
 
     On Linux, the mean number of other threads runnable over ``samples`` reads of
-    ``/proc/loadavg`` ``interval`` seconds apart (its fourth field, "runnable/all", counts
+    ``/proc/loadavg`` (``path``) ``interval`` seconds apart (its fourth field, "runnable/all", counts
     this reading thread too). Elsewhere, the one-minute load average. The average lags a
     minute both ways: it would hide a run started together with this one, and it would count
     a program that has just ended, halving an idle run's threads; the instant count does
@@ -84,7 +84,7 @@ def other_load(samples=10, interval=0.02):
     counts = []
     for sample in range(samples):
         try:
-            with open("/proc/loadavg") as file:
+            with open(path) as file:
                 counts.append(int(file.read().split()[3].split("/")[0]) - 1)
         except (OSError, IndexError, ValueError):
             return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
