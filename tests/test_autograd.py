@@ -132,6 +132,37 @@ def test_a_ten_thousand_op_chain_backprops_without_recursion_error(device):
     np.testing.assert_allclose(grad_of(x), [1.0001 ** 10_000], rtol=1e-9)
 
 
+# ------------------------------------------------------------------ graph orderings
+def test_an_intermediate_tensor_feeding_two_consumers_sums_both_before_going_on(device):
+    # h = x^2 feeds h * 3 and h * h: h's producer must run once, after both consumers
+    # have handed it their gradients. d/dx (3 h + h^2) = (3 + 2 h) * 2 x.
+    x = tensor([0.5, -1.5, 2.0], device)
+    h = x * x
+    ((h * 3).sum() + (h * h).sum()).backward()
+    values = np.array([0.5, -1.5, 2.0])
+    np.testing.assert_allclose(grad_of(x), (3 + 2 * values ** 2) * 2 * values, rtol=1e-12)
+
+
+@pytest.mark.parametrize("order", ["f(h) + h", "h + f(h)"])
+def test_a_residual_f_of_h_plus_h_gets_the_same_gradient_in_either_order(device, order):
+    # The residual pattern of every transformer block: h reaches the sum directly and
+    # through a chain of three ops. A depth-first order that visits h's producer before
+    # the long branch has reached it would drop that branch's gradient.
+    x = tensor([0.3, -0.7], device)
+    w = tensor([1.5, 2.0], device)
+    h = x * w
+
+    def f(t):
+        return ((t * t) * 2).tanh()
+
+    y = f(h) + h if order == "f(h) + h" else h + f(h)
+    y.sum().backward()
+    hv = np.array([0.3, -0.7]) * np.array([1.5, 2.0])
+    dy_dh = 1 + (1 - np.tanh(2 * hv ** 2) ** 2) * 4 * hv
+    np.testing.assert_allclose(grad_of(x), dy_dh * np.array([1.5, 2.0]), rtol=1e-12)
+    np.testing.assert_allclose(grad_of(w), dy_dh * np.array([0.3, -0.7]), rtol=1e-12)
+
+
 # ------------------------------------------------------------------ user-defined ops
 class Cube(Function):
     """The example of the autograd docstring: y = x^3, dy/dx = 3 x^2."""
@@ -168,6 +199,20 @@ def test_gradcheck_in_directional_mode_also_catches_it(device):
     x = tensor([[0.5, -1.0], [2.0, 1.5]], device)
     with pytest.raises(GradcheckError):
         gradcheck(lambda t: WrongCube()(t), [x], mode="directional")
+
+
+class NegatedCube(Cube):
+    def backward(self, grad_y):
+        return -grad_y * 3 * self.x ** 2  # a deliberate mistake: the wrong sign
+
+
+@pytest.mark.parametrize("mode", ["exhaustive", "directional"])
+def test_gradcheck_catches_a_backward_with_the_wrong_sign(device, mode):
+    # Right magnitude, wrong sign: the easiest mistake in a hand-derived backward, and one
+    # a check of |gradient| alone would miss.
+    x = tensor([[0.5, -1.0], [2.0, 1.5]], device)
+    with pytest.raises(GradcheckError):
+        gradcheck(lambda t: NegatedCube()(t).sum(), [x], mode=mode)
 
 
 # ------------------------------------------------------------------ errors that explain

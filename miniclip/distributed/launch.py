@@ -33,7 +33,7 @@ def run(train, args):
         if world.rank == 0:
             result = train(args, world)
             print(f"{world.size} processes: rank 0 spent {world.seconds:.2f} s in collectives, "
-                  f"{world.seconds / max(result['seconds'], 1e-9):.1%} of the training time")
+                  f"{world.seconds / max(result['train_seconds'], 1e-9):.1%} of the training time")
         else:
             args.quiet = True
             with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):

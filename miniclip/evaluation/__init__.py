@@ -10,7 +10,9 @@ unit-length embeddings computed once:
 * ``retrieval``: image->text and text->image Recall@K;
 * ``linear_probe``: multinomial logistic regression (L-BFGS on NumPy), its L2 strength
   chosen on a validation split;
-* ``cli``: ``python -m miniclip.evaluation classify | retrieval | predict``.
+* ``cli``: ``python -m miniclip.evaluation classify | retrieval | predict``;
+* ``shapes``: all of them on the synthetic shapes, the tiny training run's benchmark (seen
+  and held-out colour–shape pairs, shifted pictures).
 """
 from .classification import DEFAULT_TEMPLATES, read_templates, zero_shot_scores
 from .features import encode_image_files, tokenizer_for

@@ -166,6 +166,12 @@ def infer_config(state_dict):
                            "OpenAI's format?)")
         return tuple(np.shape(state_dict[key]))
 
+    if "visual.proj" not in state_dict and "visual.layer1.0.conv1.weight" not in state_dict:
+        some = ", ".join(repr(key) for key in list(state_dict)[:3])
+        raise KeyError(f"build_model: the state dict has neither a Vision Transformer's "
+                       f"'visual.proj' nor a ResNet's 'visual.layer1.0.conv1.weight'; its keys "
+                       f"begin {some}, ... (is this a CLIP checkpoint in OpenAI's format? a "
+                       "prefix such as 'module.' or 'model/' must be stripped)")
     if "visual.proj" in state_dict:  # Vision Transformer
         vision_width, _, _, vision_patch_size = shape("visual.conv1.weight")
         vision_layers = len([k for k in state_dict

@@ -5,6 +5,9 @@ from ..data.preprocess import Preprocess
 from ..weights import hub, load_state_dict
 from .clip import build_model
 
+#: The prefix of the model's arrays in a training state (``training/state.py``).
+TRAINING_PREFIX = "model/"
+
 
 def load(name_or_path, device="cpu", download_root=None):
     """``(model, preprocess)`` for a released model name or a checkpoint file.
@@ -14,6 +17,8 @@ def load(name_or_path, device="cpu", download_root=None):
       SHA-256), or the path of a checkpoint in any format ``miniclip.weights.load_state_dict`` reads
       (OpenAI's TorchScript ``.pt``, ``torch.save`` files, ``.npz``, ``.safetensors``, a
       Hugging Face folder).
+      A training run's ``checkpoint.npz`` (``python -m miniclip.train``) loads too: its
+      model weights are read, its optimiser state ignored.
     * ``device``: ``"cpu"`` or ``"cuda"``.
 
     The model is float32 and in eval mode; ``preprocess`` turns a PIL image (or an image
@@ -28,5 +33,17 @@ def load(name_or_path, device="cpu", download_root=None):
         raise FileNotFoundError(
             f"{name_or_path!r} is neither a released model ({', '.join(hub.available_models())}) "
             "nor an existing checkpoint file or folder")
-    model = build_model(load_state_dict(path)).to(device)
+    model = build_model(model_weights(load_state_dict(path))).to(device)
     return model, Preprocess(model.input_resolution)
+
+
+def model_weights(state_dict):
+    """The model's own weights of a state dict: itself, or for a training state (the
+    ``.npz`` of ``training.state.save_training_state``: the model's arrays under
+    ``model/<name>``, the optimiser's under ``optimizer/...``, and a JSON ``meta`` entry)
+    the ``model/`` arrays without their prefix."""
+    if "meta" not in state_dict or not any(key.startswith(TRAINING_PREFIX) for key in state_dict):
+        return state_dict
+    return {key[len(TRAINING_PREFIX):]: value for key, value in state_dict.items()
+            if key.startswith(TRAINING_PREFIX)}
+

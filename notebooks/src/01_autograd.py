@@ -34,8 +34,11 @@ import miniclip.functional as F
 from miniclip import Function, Tensor, backend
 from miniclip.gradcheck import GradcheckError, compare_grads, gradcheck
 from miniclip.grading import exercise
+from miniclip.training.threads import limit_blas_threads
 
 np.random.seed(0)
+
+print(limit_blas_threads())  # one BLAS thread per free core: fast on a busy machine too
 
 # %% [markdown]
 # ## Tensors
@@ -114,6 +117,8 @@ zd = z.numpy()
 print("x.grad\n", x.grad, "\nby hand\n", 2 * zd * w.numpy())
 print("w.grad\n", w.grad, "\nby hand\n", 2 * zd * x.numpy())
 print("b.grad", b.grad, "  by hand", (2 * zd).sum())
+assert np.allclose(x.grad, 2 * zd * w.numpy()) and np.allclose(w.grad, 2 * zd * x.numpy())
+assert np.allclose(b.grad, (2 * zd).sum())
 
 # %% [markdown]
 # ## Gradients accumulate
@@ -147,6 +152,7 @@ weights.grad = None                                # start afresh (what zero_gra
 (batch_loss([2, 3]) * 0.5).backward()              # adds to weights.grad
 print("full batch     ", full_batch)
 print("two half-steps ", weights.grad)
+assert np.allclose(weights.grad, full_batch), "accumulated half-batches must equal the full batch"
 
 # %% [markdown]
 # The flip side: in a training loop you must clear the gradients after every optimiser
@@ -219,6 +225,7 @@ out.sum().backward()
 print("softplus      ", out.numpy())
 print("its gradient  ", t.grad)
 print("sigmoid check ", 1 / (1 + np.exp(-t.numpy())))
+assert np.allclose(t.grad, 1 / (1 + np.exp(-t.numpy()))), "softplus' derivative is the sigmoid"
 
 # %% [markdown]
 # ## Checking a backward with finite differences

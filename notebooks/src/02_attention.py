@@ -30,9 +30,12 @@ from miniclip import Tensor, nn
 from miniclip.gradcheck import gradcheck
 from miniclip.grading import exercise
 from miniclip.models import ResidualAttentionBlock
+from miniclip.training.threads import limit_blas_threads
 
 miniclip.manual_seed(0)
 rng = np.random.default_rng(0)
+
+print(limit_blas_threads())  # one BLAS thread per free core: fast on a busy machine too
 
 # %% [markdown]
 # ## One head
@@ -157,6 +160,8 @@ together = nn.multi_head_attention(x, x, x, num_heads=heads)
 one_by_one = [nn.scaled_dot_product_attention(*(t[:, :, j * 8:(j + 1) * 8] for t in (x, x, x)))
               for j in range(heads)]
 print("same as one head at a time:", np.allclose(together.numpy(), F.cat(one_by_one, dim=-1).numpy()))
+assert np.array_equal(split.numpy()[:, 1], x.numpy()[:, :, 8:16])
+assert np.allclose(together.numpy(), F.cat(one_by_one, dim=-1).numpy())
 
 # %% [markdown]
 # ## The causal mask
@@ -304,6 +309,7 @@ for name, p in block.named_parameters():
     print(f"  {name:26s} {str(p.shape):10s}")
 counted = block.num_parameters()
 print(f"parameters: {counted} = 12 d² + 13 d = {12 * d * d + 13 * d}")
+assert counted == 12 * d * d + 13 * d
 
 # %% [markdown]
 # Where the count comes from: the packed q, k, v projection has $3d^2 + 3d$ parameters, the

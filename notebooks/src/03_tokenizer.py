@@ -31,6 +31,9 @@ from miniclip.tokenizer import clean_text, default_tokenizer, pretokenize
 from miniclip.grading import exercise
 from miniclip.tokenizer.bpe import learn_merges
 from miniclip.tokenizer.pretokenizer import BYTE_TO_CHAR, word_symbols
+from miniclip.training.threads import limit_blas_threads
+
+print(limit_blas_threads())  # one BLAS thread per free core: fast on a busy machine too
 
 # %% [markdown]
 # ## 1. Clean-up
@@ -191,6 +194,7 @@ for step in range(3):
 start = {tuple(word_symbols(w)): n for w, n in word_counts.items()}
 merges = learn_merges(start, 60)
 print("same first three:", merges[:3] == by_hand)
+assert merges[:3] == by_hand, "the hand-counted merges must be the first ones learned"
 print("the first 20 merges:", [a + b for a, b in merges[:20]])
 
 # %% [markdown]
@@ -296,6 +300,7 @@ batch = miniclip.tokenize(["a photo of a red circle.", "a cat"])
 print("shape", batch.shape, batch.dtype)
 print(batch[:, :12])
 print("start id", tokenizer.sot_token_id, "| end id", tokenizer.eot_token_id)
+assert batch.shape == (2, 77) and (batch[:, 0] == tokenizer.sot_token_id).all()
 
 # %% [markdown]
 # The end token has the **largest** id in the vocabulary. That is deliberate: the text tower
@@ -317,6 +322,7 @@ except ValueError as error:
 row = miniclip.tokenize([long_caption], truncate=True)[0]
 print("truncated:", row[:4], "...", row[-3:], "| ends with the end id:", row[-1] == tokenizer.eot_token_id)
 print("a shorter context:", miniclip.tokenize(["a red circle"], context_length=8)[0])
+assert row[-1] == tokenizer.eot_token_id, "a truncated text still ends with the end id"
 
 # %% [markdown]
 # ## OpenAI's vocabulary

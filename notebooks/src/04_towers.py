@@ -29,8 +29,11 @@ from miniclip.data import SyntheticShapes
 from miniclip.models import RELEASED_CONFIGS, ModifiedResNet
 from miniclip.data.preprocess import MEAN, STD, center_crop, resize_shorter_side, to_normalized_array
 from miniclip.grading import exercise
+from miniclip.training.threads import limit_blas_threads
 
 miniclip.manual_seed(0)
+
+print(limit_blas_threads())  # one BLAS thread per free core: fast on a busy machine too
 
 # %% [markdown]
 # ## The Vision Transformer reads an image as a sentence of patches
@@ -318,6 +321,7 @@ for name, config in RELEASED_CONFIGS.items():
     built = CLIP(**narrow).num_parameters()
     formula = count(narrow)[2]
     print(f"{name:15s} built {built:>9,}  formula {formula:>9,}  {'ok' if built == formula else 'MISMATCH'}")
+    assert built == formula, name
 
 # %%
 rows = ["| model | image tower | text tower | total | share of text in token embedding |",
@@ -379,6 +383,7 @@ cropped = center_crop(resized, n_px)
 array = to_normalized_array(cropped.convert("RGB"))                 # [3, 224, 224]
 print("sizes:", photo.size, "->", resized.size, "->", cropped.size, "-> array", array.shape, array.dtype)
 print("same as Preprocess(224)(photo):", np.array_equal(array, Preprocess(n_px)(photo)))
+assert array.shape == (3, 224, 224) and np.array_equal(array, Preprocess(n_px)(photo))
 
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.4), gridspec_kw={"width_ratios": [1.67, 1.67, 1, 1.3]})
 axes[0].imshow(photo)

@@ -35,9 +35,12 @@ from miniclip.training.loss import (LOGIT_SCALE_INIT, LOGIT_SCALE_MAX, clamp_log
                            clip_loss_from_features)
 from miniclip.optim import AdamW, WarmupCosine
 from miniclip.training.recipe import paper_optimizer, paper_param_groups
+from miniclip.training.threads import limit_blas_threads
 
 miniclip.manual_seed(0)
 rng = np.random.default_rng(0)
+
+print(limit_blas_threads())  # one BLAS thread per free core: fast on a busy machine too
 
 # %% [markdown]
 # ## 1. The paper's pseudocode
@@ -88,6 +91,7 @@ t = Tensor(np.array(LOGIT_SCALE_INIT), requires_grad=True)   # ln(1/0.07): scale
 I_f, T_f = make_pairs(8)
 loss = clip_loss_from_features(I_f, T_f, W_i, W_t, t)
 print(f"loss with random projections: {loss.item():.4f}   (ln 8 = {np.log(8):.4f})")
+assert loss.item() > np.log(8), "random projections are worse than guessing"
 
 # %% [markdown]
 # Random projections give a loss well *above* $\ln 8 \approx 2.08$, the loss of guessing
@@ -140,6 +144,8 @@ print(f"NumPy pseudocode: {loss_np:.6f}   miniclip: {loss.item():.6f}")
 
 # CLIP.forward returns the logits; clip_loss takes them from there.
 print(f"clip_loss on the logits: {clip_loss(Tensor(logits_np)).item():.6f}")
+assert np.isclose(loss_np, loss.item(), rtol=1e-5)
+assert np.isclose(clip_loss(Tensor(logits_np)).item(), loss_np, rtol=1e-5)
 
 # %% [markdown]
 # `CLIP.forward` (`miniclip/models/clip.py`) does the projection, the normalisation and the
@@ -221,6 +227,7 @@ plt.tight_layout()
 plt.show()
 print("image -> text retrieval accuracy:", (after.argmax(axis=1) == np.arange(12)).mean(),
       "| text -> image:", (after.argmax(axis=0) == np.arange(12)).mean())
+assert (after.argmax(axis=1) == np.arange(12)).mean() > 0.5, "training must beat chance (1/12)"
 
 # %% [markdown]
 # ## 3. The gradient with respect to the logits

@@ -37,6 +37,7 @@ from miniclip import CLIP, no_grad
 from miniclip.grading import exercise
 from miniclip.weights import hub, save_safetensors
 from miniclip.models import infer_config
+from miniclip.training.threads import limit_blas_threads
 
 miniclip.manual_seed(0)
 rng = np.random.default_rng(0)
@@ -44,6 +45,8 @@ here = pathlib.Path.cwd().resolve()                  # notebooks/ or notebooks/s
 FIXTURES = next(str(folder / "tests" / "fixtures") for folder in (here, *here.parents)
                 if (folder / "tests" / "fixtures").is_dir())
 workdir = tempfile.TemporaryDirectory()              # scratch space, deleted at the end
+
+print(limit_blas_threads())  # one BLAS thread per free core: fast on a busy machine too
 
 # %% [markdown]
 # ## 1. Save, load, compare
@@ -176,6 +179,7 @@ with no_grad():
     original = model(images, tokens)[0].numpy()
     reloaded = loaded(images, tokens)[0].numpy()
 print("logits identical:", np.array_equal(original, reloaded))
+assert np.array_equal(original, reloaded), "a saved and reloaded model must give the same logits"
 
 # %% [markdown]
 # ## 2. OpenAI's format: a TorchScript archive

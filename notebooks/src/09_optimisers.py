@@ -22,8 +22,11 @@ import numpy as np
 from miniclip import Tensor
 from miniclip.grading import exercise
 from miniclip.optim import SGD, AdamW
+from miniclip.training.threads import limit_blas_threads
 
 rng = np.random.default_rng(0)
+
+print(limit_blas_threads())  # one BLAS thread per free core: fast on a busy machine too
 
 # %% [markdown]
 # ## 1. Gradient descent and curvature

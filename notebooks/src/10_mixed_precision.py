@@ -28,8 +28,11 @@ from miniclip.data import CLIPCollate, SyntheticShapes
 from miniclip.grading import exercise
 from miniclip.optim import SGD
 from miniclip.training.loss import clip_loss
+from miniclip.training.threads import limit_blas_threads
 
 rng = np.random.default_rng(0)
+
+print(limit_blas_threads())  # one BLAS thread per free core: fast on a busy machine too
 
 # %% [markdown]
 # ## 1. The float16 number line

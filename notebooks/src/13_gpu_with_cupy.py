@@ -47,8 +47,11 @@ from miniclip.optim import SGD  # noqa: E402
 from miniclip.train import train_step  # noqa: E402
 from miniclip.training.loss import clip_loss  # noqa: E402
 from miniclip.training.recipe import paper_optimizer  # noqa: E402
+from miniclip.training.threads import limit_blas_threads  # noqa: E402
 
 rng = np.random.default_rng(0)
+
+print(limit_blas_threads())  # one BLAS thread per free core: fast on a busy machine too
 
 # %% [markdown]
 # ## 1. Devices and the array module

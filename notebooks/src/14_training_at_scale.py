@@ -38,12 +38,15 @@ from miniclip.grading import exercise
 from miniclip.optim import SGD
 from miniclip.train import train_step
 from miniclip.training.loss import clip_loss
+from miniclip.training.threads import limit_blas_threads
 
 rng = np.random.default_rng(0)
 
 
 def unit(rows):
     return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
+
+print(limit_blas_threads())  # one BLAS thread per free core: fast on a busy machine too
 
 # %% [markdown]
 # ## 1. The batch size changes the task
