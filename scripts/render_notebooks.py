@@ -60,7 +60,8 @@ def render(path):
         if cell.cell_type == "markdown":
             parts.append(cell.source + "\n")
             continue
-        parts.append("```python\n" + cell.source + "\n```\n")
+        # four backticks: a notebook's prose may hold ```python blocks of its own
+        parts.append("````python\n" + cell.source + "\n````\n")
         text = printed_text(cell.outputs)
         if text:
             parts.append("```text\n" + "\n".join(text) + "\n```\n")
