@@ -46,7 +46,7 @@ def test_training_on_a_folder_skips_what_it_cannot_use_and_runs(tmp_path, capsys
     folder = caption_folder(tmp_path)
     with pytest.warns(UserWarning) as caught:
         assert main(["--tiny", "--data", str(folder), "--steps", "3", "--batch-size", "4",
-                     "--quiet"]) == 0
+                     "--out", str(tmp_path / "run"), "--quiet"]) == 0
     messages = [str(warning.message) for warning in caught]
     assert any("skipped 1 of 14 rows" in m and "line 15 (no caption for 0.png)" in m
                for m in messages)
