@@ -114,6 +114,17 @@ def test_connection_errors_name_the_url(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_failed_download_says_how_to_get_the_file_without_a_network(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/model.pt"
+    with pytest.raises(RuntimeError) as failed:
+        hub.download(url, root=tmp_path)
+    message = str(failed.value)
+    assert "download that URL on another machine" in message and "miniclip.load(PATH)" in message
+    assert f"copy it to {tmp_path / 'model.pt'}" in message
+
+
 def test_unknown_name_lists_the_models(tmp_path):
     with pytest.raises(ValueError, match="ViT-B/32"):
         hub.download("ViT-H/14", root=tmp_path)

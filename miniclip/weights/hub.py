@@ -126,7 +126,10 @@ def _fetch(url: str, path: str, expected_sha256: str | None) -> None:
         # URLError, HTTPError and socket errors are all OSErrors; HTTPException
         # covers malformed responses.
         except (OSError, http.client.HTTPException) as error:
-            raise RuntimeError(f"downloading {url} failed: {error}") from error
+            raise RuntimeError(
+                f"downloading {url} failed: {error}. Without a network here, download that URL "
+                f"on another machine and load the file by its path (miniclip.load(PATH)), or "
+                f"copy it to {path}, where this name looks first") from error
 
         # http.client does not complain when the server closes the connection
         # early; compare with the announced length ourselves.
