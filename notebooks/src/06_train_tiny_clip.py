@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import miniclip
-from miniclip import Tensor, create_model
+from miniclip import Tensor, create_model, no_grad
 from miniclip.data import (COLOURS, POSITIONS, SHAPES, SIZES, ArrayDataset, CLIPCollate, DataLoader,
                            SyntheticShapes, stack_fields)
 from miniclip.training.loss import clamp_logit_scale_, clip_loss
@@ -28,6 +28,7 @@ from miniclip.train import trim_padding
 from miniclip.data.synthetic import HELD_OUT
 from miniclip.evaluation.zeroshot import (accuracy, encode_images, encode_texts, similarity_matrix,
                                zero_shot_classifier, zero_shot_predict)
+from miniclip.grading import exercise
 from miniclip.training.threads import limit_blas_threads
 
 # The knobs of this run. More steps give a better model (the CLI trains for 800).
@@ -146,6 +147,45 @@ assert before < 0.15, "an untrained model should be near chance"
 # gradient-norm clipping at 1; and the temperature clipped after every step. This loop is
 # `train_step` in `miniclip/train.py` without the mixed-precision branch and the checks
 # for inf/NaN.
+#
+# **Exercise 6a: one training step.** Write the step the loop below runs on a batch
+# (NumPy `images [64, 3, 32, 32]` and `tokens [64, L]`): the model's two logit matrices,
+# the paper's loss, the backward pass, gradient-norm clipping at 1, the optimiser's update,
+# and clearing the gradients for the next batch (`backward()` *adds* into `.grad`). Return
+# the loss tensor. The check runs your step on a fresh model and looks at what a step must
+# leave behind: the batch's loss as it was before the update, every weight moved, and no
+# gradient left over.
+
+# %%
+def training_step(model, optimizer, images, tokens):
+    """One optimiser step on a batch; returns the loss (a one-element Tensor)."""
+    # BEGIN SOLUTION 6a: one training step
+    logits_per_image, logits_per_text = model(Tensor(images), Tensor(tokens))   # [64, 64] each
+    loss = clip_loss(logits_per_image, logits_per_text)
+    loss.backward()
+    clip_grad_norm_(model.parameters(), max_norm=1.0)
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss
+    # END SOLUTION
+
+
+# %%
+with exercise("6a: one training step") as check:
+    trial = create_model("tiny-vit").train()
+    trial_images, trial_tokens = next(loader.batches())
+    with no_grad():
+        expected = clip_loss(*trial(Tensor(trial_images), Tensor(trial_tokens))).item()
+    trial_weights = {name: p.numpy() for name, p in trial.named_parameters()}
+    trial_loss = training_step(trial, paper_optimizer(trial, PEAK_LR, tower="vit"), trial_images,
+                               trial_tokens)
+    check.close("the returned loss (the batch's, before the update)", trial_loss.item(), expected)
+    unchanged = [name for name, p in trial.named_parameters()
+                 if np.array_equal(p.numpy(), trial_weights[name])]
+    check.true("every weight updated", not unchanged, f"unchanged after the step: {unchanged[:3]}")
+    left = [name for name, p in trial.named_parameters() if p.grad is not None]
+    check.true("no gradient left for the next batch", not left,
+               f"{len(left)} parameters still hold a gradient, e.g. {left[:2]}")
 
 # %%
 model.train()
@@ -158,12 +198,7 @@ start = time.perf_counter()
 for step in range(STEPS):
     schedule(step)
     images, tokens = next(batches)
-    logits_per_image, logits_per_text = model(Tensor(images), Tensor(tokens))   # [64, 64] each
-    loss = clip_loss(logits_per_image, logits_per_text)
-    loss.backward()
-    clip_grad_norm_(model.parameters(), max_norm=1.0)
-    optimizer.step()
-    optimizer.zero_grad()
+    loss = training_step(model, optimizer, images, tokens)
     log["scale"].append(clamp_logit_scale_(model))
     log["loss"].append(loss.item())
 seconds = time.perf_counter() - start
