@@ -218,6 +218,14 @@ class AdamW(Optimizer):
                                       weight_decay=weight_decay))
         self._flats = {}  # (parameter ids, "data" / "exp_avg" / "exp_avg_sq") -> (flat, views)
 
+    def step(self):
+        """Update every parameter that has a gradient; keep flat arrays only for the buckets
+        of this step (when the parameters with gradients change, older buckets go)."""
+        self._flats_used = set()
+        super().step()
+        for key in set(self._flats) - self._flats_used:
+            del self._flats[key]
+
     def _update_group(self, params, group):
         # Parameters update together when they share a device, a dtype and a step count
         # (a parameter that had no gradient in some step is one step behind the others).
@@ -260,6 +268,7 @@ class AdamW(Optimizer):
         last step while ``arrays`` are still those views (the update then writes straight
         into the parameters and moments), else made anew (``backend.flatten`` copies once;
         a checkpoint load or a ``model.to`` replaces the arrays, and so lands here)."""
+        self._flats_used.add(key)
         cached = self._flats.get(key)
         if cached is not None and all(a is b for a, b in zip(cached[1], arrays)):
             return cached

@@ -23,6 +23,9 @@ written and tested on NumPy (each point was seen, or is documented, on CuPy 14):
   in-place updates of the arguments -- and are not arrays (``backend.get_array_module``
   refuses them, as it refuses CuPy's), then runs it.
 
+``python tests/fake_cupy.py SCRIPT ARGS...`` runs a script with the fake installed, e.g. a
+dry run of ``benchmarks/bench_models.py --device cuda --quick`` on a machine without a GPU.
+
 It also counts what a GPU makes expensive, for tests to assert on: ``transfers`` (every
 device-to-host read: ``get``, ``item``, ``float``, ``bool``, ``asnumpy``...), and, inside
 ``record_dtypes()``, the dtype of every array created.

@@ -121,6 +121,19 @@ def test_adamw_updates_weights_replaced_between_steps_not_its_old_copy(device):
     np.testing.assert_allclose(backend.to_numpy(params[1].data), 0.8, rtol=1e-5)
 
 
+def test_adamw_keeps_flat_arrays_only_for_the_parameters_it_updates_now(device):
+    to_device = backend.get_device(device).to_device
+    params = [nn.Parameter(to_device(np.ones(3, np.float32))) for _ in range(2)]
+    optimizer = AdamW(params, lr=0.1)
+    for p in params:
+        p.grad = to_device(np.ones(3, np.float32))
+    optimizer.step()
+    params[1].grad = None  # from now on only the first parameter trains
+    optimizer.step()
+    held = {id(flat) for flat, _ in optimizer._flats.values()}
+    assert len(held) == 3  # its weights and two moments; none of the two-parameter bucket
+
+
 def test_adamw_moments_loaded_between_steps_are_the_ones_used(device):
     to_device = backend.get_device(device).to_device
     p = nn.Parameter(to_device(np.zeros(2, np.float32)))
