@@ -134,15 +134,13 @@ class GradScaler:
         inverse = 1.0 / self._scale
         params = [p for group in optimizer.param_groups for p in group["params"]
                   if p.grad is not None]
-        finite = []
+        unscaled = []
         for bucket, grad in flat_grads(params):
             # a new array: gradient arrays may be shared or read-only views
-            grad = grad * inverse
-            set_flat_grads(bucket, grad)
-            finite.append(backend.get_array_module(grad).isfinite(grad).all())
+            unscaled.append(grad * inverse)
+            set_flat_grads(bucket, unscaled[-1])
         # one device-to-host transfer for all parameters, not one per parameter
-        self._found_inf = not backend.to_numpy(backend.get_array_module(finite[0])
-                                               .stack(finite)).all()
+        self._found_inf = not backend.finite_flags(unscaled).all()
 
     def step(self, optimizer):
         """``optimizer.step()`` unless the (unscaled) gradients hold inf or NaN."""

@@ -284,3 +284,10 @@ def test_default_policy_keeps_normalisation_layers_and_the_temperature_in_float3
     assert amp.keeps_float32(nn.BatchNorm2d(3), "bias")
     assert amp.keeps_float32(TinyCLIP(), "logit_scale")
     assert not amp.keeps_float32(nn.Linear(3, 3), "weight")
+
+
+def test_unscaling_an_optimizer_without_gradients_finds_nothing_to_skip(device):
+    p = nn.Parameter(backend.get_device(device).to_device(np.ones(2, np.float32)))
+    scaler = GradScaler()
+    scaler.unscale_(AdamW([p]))   # no backward yet: no gradient anywhere
+    assert scaler.step(AdamW([p])) is True and p.grad is None
