@@ -354,19 +354,20 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
         return Tensor(0.0)
     if norm_type not in (2.0, math.inf):
         raise ValueError(f"clip_grad_norm_: norm_type must be 2.0 or inf, got {norm_type}")
-    buckets = flat_grads(params)
-    xp = backend.get_array_module(buckets[0][1])
+    flats = flat_grads(params)
+    xp = backend.get_array_module(flats[0][1])
+    # the norm in the widest accumulation dtype of the gradients (float32 for float16 ones)
+    dtype = np.result_type(*[backend.accumulation_dtype(g.dtype) for _, g in flats])
     if norm_type == math.inf:
-        total = xp.stack([xp.abs(g).max().astype(xp.float32) for _, g in buckets]).max()
+        total = xp.stack([xp.abs(g).max().astype(dtype) for _, g in flats]).max()
     else:
-        sums = [(g.astype(backend.accumulation_dtype(g.dtype), copy=False) ** 2).sum()
-                for _, g in buckets]
-        total = xp.sqrt(xp.stack([s.astype(xp.float32) for s in sums]).sum())
+        total = xp.sqrt(xp.stack([(g.astype(dtype, copy=False) ** 2).sum() for _, g in flats]
+                                 ).sum())
     factor = xp.minimum(max_norm / (total + 1e-6), 1.0)  # a device scalar: no host sync
-    for params, grad in buckets:
+    for bucket, grad in flats:
         # a new array, not `*=`: the engine may hand one gradient array to several
         # tensors (``a + b`` passes the same gy to both), or a read-only broadcast view
-        set_flat_grads(params, grad * factor.astype(grad.dtype))
+        set_flat_grads(bucket, grad * factor.astype(grad.dtype))
     return Tensor(total)
 
 

@@ -203,6 +203,15 @@ def test_clip_grad_norm_leaves_small_gradients_unchanged(device):
                                    rtol=1e-6)
 
 
+def test_clip_grad_norm_of_float64_gradients_is_float64(device):
+    to_device = backend.get_device(device).to_device
+    p = nn.Parameter(to_device(np.zeros(3)))
+    p.grad = to_device(np.array([1.0, 2.0, 2.0 + 1e-12]))
+    norm = clip_grad_norm_([p], max_norm=10.0)
+    assert norm.dtype == np.float64
+    assert float(norm) == pytest.approx(np.sqrt(1 + 4 + (2 + 1e-12) ** 2), rel=1e-15)
+
+
 def test_clip_grad_norm_with_inf_norm_caps_the_largest_entry(device):
     p = nn.Parameter(backend.get_device(device).to_device(np.zeros(3, np.float32)))
     p.grad = backend.get_device(device).to_device(np.array([1.0, -4.0, 2.0], np.float32))
