@@ -86,7 +86,9 @@ def test_synthetic_large_shapes_cover_more_pixels_than_small_ones():
             image = pixels(dataset[i][0]).reshape(-1, 3).astype(float)
             covered = (np.abs(image - np.median(image, axis=0)).sum(axis=1) > 200).sum()
             area[dataset.attributes(i)["size"]].append(covered)
-        assert min(area["large"]) > 1.5 * max(area["small"]), shape
+        # radii 0.25 vs 0.16 of the side, each jittered by 10%: areas at least 1.6x apart,
+        # a little less where a large shape is cut by the picture's edge
+        assert min(area["large"]) > 1.3 * max(area["small"]), shape
 
 
 def test_synthetic_classnames_are_colour_shape_pairs_and_labels_index_them():
