@@ -220,12 +220,12 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     try:
-        print(limit_blas_threads(args.threads))
         print(reuse_freed_memory())
         if args.distributed:  # an error on any rank ends the whole job (distributed/launch.py)
             from .distributed.launch import run
-            run(train, args)
+            run(train, args)  # which sets the BLAS threads, once it knows the ranks
         else:
+            print(limit_blas_threads(args.threads))
             train(args)
     except NonFiniteError as error:
         print(f"error: training stopped: {error}\nThe last checkpoint (if any) is unchanged. "

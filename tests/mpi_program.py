@@ -4,7 +4,8 @@
 this rank's 4 of 8 pairs, checked on every rank against one single-process step on all 8
 (computed by the rank itself), and the ranks' weights against each other. On ``cuda`` the
 fake CuPy of the tests is installed first: it has no NCCL, so the collectives take the
-host-staged path. Prints ``rank R: step ok`` and exits 0; a failed check aborts the job.
+host-staged path. It also checks that the world counts both ranks as on this machine
+(``local_size``, which divides the BLAS threads). Prints ``rank R: step ok`` and exits 0; a failed check aborts the job.
 
 ``python tests/mpi_program.py raise|kill``: rank 1 raises (inside ``abort_on_error``) or is
 killed by SIGKILL, while rank 0 waits in an all-reduce for it.
@@ -27,6 +28,7 @@ def step(world, device):
     from miniclip.train import train_step as single_process_step
 
     assert device != "cuda" or world.nccl is None, "the fake CuPy has no NCCL"
+    assert world.local_size == 2, "both ranks run on this machine and share its cores"
     nn.manual_seed(0)
     model = create_model("tiny-vit").to(device)
     rng = np.random.default_rng(0)

@@ -22,6 +22,16 @@ def test_thread_count_takes_the_flag_then_the_variables_then_the_free_cores():
     assert threads.choose_thread_count(None, {}, cores=16, load=3.6)[0] == 13
 
 
+def test_processes_of_one_job_on_a_machine_share_its_free_cores():
+    # two ranks started together on an idle 2-core machine: one thread each, not two
+    assert threads.choose_thread_count(None, {}, cores=2, load=0, processes=2)[0] == 1
+    assert threads.choose_thread_count(None, {}, cores=16, load=0.5, processes=4)[0] == 4
+    assert threads.choose_thread_count(None, {}, cores=2, load=1.2, processes=2)[0] == 1
+    assert "shared by 4 processes" in threads.choose_thread_count(None, {}, cores=16, load=0,
+                                                                  processes=4)[1]
+    assert threads.choose_thread_count(3, {}, cores=2, load=0, processes=2)[0] == 3  # --threads
+
+
 def test_a_thread_count_below_one_is_refused():
     with pytest.raises(ValueError, match="at least 1"):
         threads.choose_thread_count(None, {"MINICLIP_NUM_THREADS": "0"})

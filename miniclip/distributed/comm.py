@@ -44,25 +44,27 @@ def connect(device="cpu"):
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
+    machine = comm.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks on this rank's machine
     nccl = None
     if backend.get_device(device) is backend.CUDA:
         from . import nccl as nccl_module
 
-        local_rank = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
-        nccl = nccl_module.connect(comm, local_rank)
-    return MPIWorld(comm, nccl)
+        nccl = nccl_module.connect(comm, machine.Get_rank())
+    return MPIWorld(comm, nccl, local_size=machine.Get_size())
 
 
 class MPIWorld:
     """Collectives over an ``mpi4py`` communicator (see the module docstring).
 
     ``nccl``: an ``nccl.NcclCollectives`` for GPU arrays, or None to stage them through
-    the host.
+    the host. ``local_size``: how many of the ranks run on this rank's machine (they share
+    its cores).
     """
 
-    def __init__(self, comm, nccl=None):
+    def __init__(self, comm, nccl=None, local_size=1):
         self.comm = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.local_size = local_size
         self.nccl = nccl
         self.seconds = 0.0
 

@@ -17,6 +17,8 @@ import contextlib
 import os
 import traceback
 
+from ..training.threads import limit_blas_threads
+
 
 def run(train, args):
     """``train(args, world)`` as this process's rank; returns its result."""
@@ -28,6 +30,9 @@ def run(train, args):
                          "install them with `pip install mpi4py mpich` "
                          "(or `pip install -e .[mpi]`)") from error
     with abort_on_error(world):
+        # The ranks on this machine share its cores (started together, they can't see one
+        # another's load yet).
+        print(limit_blas_threads(args.threads, processes=world.local_size))
         if args.amp:
             raise ValueError("--distributed does not support --amp (mixed precision) yet")
         if world.rank == 0:

@@ -50,12 +50,15 @@ def available_cores():
     return os.cpu_count() or 1
 
 
-def choose_thread_count(threads=None, environ=os.environ, cores=None, load=None):
+def choose_thread_count(threads=None, environ=os.environ, cores=None, load=None, processes=1):
     """``(count, why)``: how many BLAS threads to use, and what decided it.
 
     ``threads`` if given, else ``$MINICLIP_NUM_THREADS``, else ``$OPENBLAS_NUM_THREADS`` or
-    ``$OMP_NUM_THREADS`` (a user who set them meant it), else the free cores:
-    ``cores - floor(load)``, between 1 and ``cores``. ``cores`` defaults to
+    ``$OMP_NUM_THREADS`` (a user who set them meant it), else this process's share of the
+    free cores: ``(cores - floor(load)) // processes``, at least 1. ``processes`` is how
+    many processes of one job share this machine (the ranks of a ``--distributed`` run on
+    it): started together, they can't see one another's load yet, and each taking every
+    free core made two ranks on 2 cores 4.6x slower. ``cores`` defaults to
     :func:`available_cores`, ``load`` to :func:`other_load`.
     """
     if threads is not None:
@@ -67,8 +70,9 @@ def choose_thread_count(threads=None, environ=os.environ, cores=None, load=None)
     load = other_load() if load is None else load
     # Only whole busy cores count: a load of 0.7 (a program busy 70% of the time) leaves
     # both of 2 cores to us, a load of 1.1 one of them.
-    count = max(1, min(cores, cores - int(math.floor(load))))
-    return count, f"{cores} cores, load {load:.1f}"
+    free = max(1, min(cores, cores - int(math.floor(load))))
+    shared = f", shared by {processes} processes" if processes > 1 else ""
+    return max(1, free // processes), f"{cores} cores, load {load:.1f}{shared}"
 
 
 def other_load(samples=10, interval=0.02, path="/proc/loadavg"):
@@ -139,14 +143,15 @@ def blas_threads():
     return None if getter is None else int(getter())
 
 
-def limit_blas_threads(threads=None, environ=os.environ):
-    """Set NumPy's BLAS thread count (:func:`choose_thread_count`); returns a one-line
-    description of what was done, for the program's log.
+def limit_blas_threads(threads=None, environ=os.environ, processes=1):
+    """Set NumPy's BLAS thread count (:func:`choose_thread_count`, ``processes`` the
+    processes of this job on this machine); returns a one-line description of what was
+    done, for the program's log.
 
     Run it once at start-up, before the first big matrix product: the count applies to
     every later NumPy call of the process.
     """
-    count, why = choose_thread_count(threads, environ)
+    count, why = choose_thread_count(threads, environ, processes=processes)
     setter, getter = openblas_functions()
     if setter is None:
         return (f"BLAS threads: not set (no OpenBLAS found in this NumPy); set "
