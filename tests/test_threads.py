@@ -1,6 +1,9 @@
 """Choosing BLAS threads at run time (``miniclip/training/threads.py``): the count, and that setting
 it through ctypes reaches the OpenBLAS NumPy really uses."""
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -30,6 +33,28 @@ def test_processes_of_one_job_on_a_machine_share_its_free_cores():
     assert "shared by 4 processes" in threads.choose_thread_count(None, {}, cores=16, load=0,
                                                                   processes=4)[1]
     assert threads.choose_thread_count(3, {}, cores=2, load=0, processes=2)[0] == 3  # --threads
+
+
+# Waits (sleeping) until the wall-clock time argv[1], then prints what other_load sees.
+SAMPLE_AT = """
+import sys, time
+from miniclip.training.threads import other_load
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+print(other_load())
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="Linux only")
+def test_two_programs_measuring_the_load_at_the_same_moment_see_each_other():
+    # Two runs started together measure together; each must count the other as a busy core
+    # (if both slept between reads, both would see an idle machine and take every core).
+    # The second starts half a read interval (10 ms) after the first, as two programs
+    # started together would, rather than in lockstep, where sleepers wake and read together.
+    start = time.time() + 1.5  # after both have imported
+    children = [subprocess.Popen([sys.executable, "-c", SAMPLE_AT, str(start + offset)],
+                                 stdout=subprocess.PIPE, text=True) for offset in (0, 0.01)]
+    loads = [float(child.communicate(timeout=60)[0]) for child in children]
+    assert min(loads) >= 0.5, loads
 
 
 def test_a_thread_count_below_one_is_refused():
