@@ -20,6 +20,10 @@ With torch and the ``clip-anytorch`` package installed, each measurement is repe
 with OpenAI's ``clip/model.py`` holding the same weights and the same batch; the two are
 timed alternately (so both see the same machine load) and the medians are compared.
 ``--profile`` prints where miniclip's training step spends its time, by function.
+
+Freed memory is kept for reuse (``miniclip/training/memory.py``), as the training program
+does; the setting is the process's, so PyTorch gets it too. ``--system-malloc`` leaves
+glibc's ``malloc`` as it starts.
 """
 import argparse
 import cProfile
@@ -38,6 +42,7 @@ from miniclip import backend  # noqa: E402
 from miniclip.amp import GradScaler, float16_parameters, mixed_precision_step  # noqa: E402
 from miniclip.autograd import Tensor, no_grad  # noqa: E402
 from miniclip.models import create_model  # noqa: E402
+from miniclip.training.memory import reuse_freed_memory  # noqa: E402
 from miniclip.optim import AdamW  # noqa: E402
 from miniclip.training.loss import clip_loss  # noqa: E402
 
@@ -290,7 +295,13 @@ def main(argv=None):
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--quick", action="store_true",
                         help="tiny models and batches: check that the script runs")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="leave glibc's malloc as it starts, instead of keeping freed "
+                             "memory for reuse as the training program does (both libraries "
+                             "share the process, so the setting applies to both)")
     args = parser.parse_args(argv)
+    if not args.system_malloc:
+        print(reuse_freed_memory())
     reference = import_reference_model() if torch is not None else None
     if args.device == "cuda":
         if torch is not None and not torch.cuda.is_available():
