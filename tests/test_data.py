@@ -550,6 +550,21 @@ def test_prepared_dataset_holds_the_collated_items():
     np.testing.assert_array_equal(prepared[3][0], images[3])
 
 
+def test_preparing_a_dataset_holds_its_data_once_not_twice():
+    import tracemalloc  # NumPy reports its array memory to tracemalloc
+
+    dataset = SyntheticShapes(512, image_size=32)
+    collate = CLIPCollate.for_model(32, context_length=20)
+    tracemalloc.start()
+    try:
+        prepared = ArrayDataset.prepare(dataset, collate, chunk_size=64)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    data = sum(a.nbytes for a in prepared.arrays)              # 6.3 MB, mostly float32 pixels
+    assert peak < 1.5 * data, (peak, data)  # the chunks and their concatenation: 2x
+
+
 def test_prepared_dataset_batches_with_stack_fields():
     prepared = ArrayDataset(np.arange(12).reshape(6, 2), np.arange(6))
     first, second = DataLoader(prepared, 3, collate=stack_fields)

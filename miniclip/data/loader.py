@@ -59,7 +59,7 @@ class ArrayDataset:
 
     ``ArrayDataset.prepare(dataset, collate)`` runs ``collate`` over a whole dataset once
     (e.g. :class:`CLIPCollate`, giving ``(images, tokens)``), trading memory for time:
-    a 4,096-item synthetic set at 32 x 32 is 50 MB of float32 pixels, and every later epoch
+    a 16,384-item synthetic set at 32 x 32 is 201 MB of float32 pixels, and every later epoch
     is a matter of indexing. Batch it with ``DataLoader(..., collate=stack_fields)``.
     """
 
@@ -71,10 +71,20 @@ class ArrayDataset:
 
     @classmethod
     def prepare(cls, dataset, collate, chunk_size=256):
-        """Collate every item of ``dataset`` (``chunk_size`` at a time) into one dataset."""
-        chunks = [collate([dataset[i] for i in range(start, min(start + chunk_size, len(dataset)))])
-                  for start in range(0, len(dataset), chunk_size)]
-        return cls(*(np.concatenate(field) for field in zip(*chunks)))
+        """Collate every item of ``dataset`` (``chunk_size`` at a time) into one dataset.
+
+        Each chunk is copied into arrays allocated once for the whole dataset, so the data
+        is held once, not twice (a list of chunks and then their concatenation doubled the
+        peak memory: 1.7 GB for ``--tiny --tower rn``'s 16,384 pictures of 64 x 64).
+        """
+        fields = []
+        for start in range(0, len(dataset), chunk_size):
+            chunk = collate([dataset[i] for i in range(start, min(start + chunk_size, len(dataset)))])
+            if not fields:
+                fields = [np.empty((len(dataset),) + a.shape[1:], a.dtype) for a in chunk]
+            for field, array in zip(fields, chunk):
+                field[start:start + len(array)] = array
+        return cls(*fields)
 
     def __len__(self):
         return len(self.arrays[0])
