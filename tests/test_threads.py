@@ -30,6 +30,9 @@ def test_processes_of_one_job_on_a_machine_share_its_free_cores():
     assert threads.choose_thread_count(None, {}, cores=2, load=0, processes=2)[0] == 1
     assert threads.choose_thread_count(None, {}, cores=16, load=0.5, processes=4)[0] == 4
     assert threads.choose_thread_count(None, {}, cores=2, load=1.2, processes=2)[0] == 1
+    # the other ranks, busy starting too, are not load from outside the job
+    assert threads.choose_thread_count(None, {}, cores=16, load=7.1, processes=8)[0] == 2
+    assert threads.choose_thread_count(None, {}, cores=16, load=9.0, processes=8)[0] == 1
     assert "shared by 4 processes" in threads.choose_thread_count(None, {}, cores=16, load=0,
                                                                   processes=4)[1]
     assert threads.choose_thread_count(3, {}, cores=2, load=0, processes=2)[0] == 3  # --threads

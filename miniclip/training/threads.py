@@ -57,9 +57,10 @@ def choose_thread_count(threads=None, environ=os.environ, cores=None, load=None,
     ``$OMP_NUM_THREADS`` (a user who set them meant it), else this process's share of the
     free cores: ``(cores - floor(load)) // processes``, at least 1. ``processes`` is how
     many processes of one job share this machine (the ranks of a ``--distributed`` run on
-    it): started together, they can't see one another's load yet, and each taking every
-    free core made two ranks on 2 cores 4.6x slower. ``cores`` defaults to
-    :func:`available_cores`, ``load`` to :func:`other_load`.
+    it, which took 2 threads each on 2 cores and ran 5x slower). They start together, so
+    ``load`` counts the other ``processes - 1`` as busy; that part of it is taken off
+    before the free cores are shared out, or 8 ranks on 16 cores would take 1 thread each.
+    ``cores`` defaults to :func:`available_cores`, ``load`` to :func:`other_load`.
     """
     if threads is not None:
         return _positive(threads), "--threads"
@@ -70,7 +71,8 @@ def choose_thread_count(threads=None, environ=os.environ, cores=None, load=None,
     load = other_load() if load is None else load
     # Only whole busy cores count: a load of 0.7 (a program busy 70% of the time) leaves
     # both of 2 cores to us, a load of 1.1 one of them.
-    free = max(1, min(cores, cores - int(math.floor(load))))
+    outside = max(0.0, load - (processes - 1))  # the load of programs outside this job
+    free = max(1, min(cores, cores - int(math.floor(outside))))
     shared = f", shared by {processes} processes" if processes > 1 else ""
     return max(1, free // processes), f"{cores} cores, load {load:.1f}{shared}"
 
