@@ -278,7 +278,10 @@ def _draw_triangle(draw, cx, cy, r, style):
 
 
 def _draw_cross(draw, cx, cy, r, style):
-    w = r * 0.35  # half-width of each bar of the plus sign
+    # Half-width of each bar of the plus sign. Thin bars keep it unlike the diamond of the
+    # same radius: at 0.35 r it filled most of that diamond, and the two were the commonest
+    # confusion of a tiny CLIP (and the reason for most of its misnamed held-out pairs).
+    w = r * 0.25
     # The plus sign's 12 corners, clockwise from the top bar's left edge: one polygon, so
     # that its outline is the outline of the whole sign.
     corners = [(-w, -r), (w, -r), (w, -w), (r, -w), (r, w), (w, w),

@@ -118,8 +118,8 @@ for name, score in zip(names, scores["after"]):
 
 # %% [markdown]
 # The captions the model was trained on are written like the templates ("a photo of a
-# small red circle ..."), so here the three phrasings score within a few points of one
-# another and the ensemble gains little over the best of them: prompt engineering matters most when the
+# small red circle ..."), so here the ensemble does no better than the best single
+# phrasing: prompt engineering matters most when the
 # class names are unlike the training captions (the paper's "a photo of a {}, a type of
 # pet." for Oxford Pets).
 #
