@@ -22,7 +22,6 @@ to the system. Nothing changes off glibc (macOS, Windows, musl), or when the use
 ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` (glibc's own variables) themselves.
 """
 import ctypes
-import ctypes.util
 import os
 
 #: ``mallopt`` parameter numbers, from glibc's ``malloc.h``.
@@ -38,10 +37,13 @@ ENV_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 
 
 def _mallopt():
-    """glibc's ``mallopt`` as a ctypes function, or None where there is none."""
+    """glibc's ``mallopt`` as a ctypes function, or None where there is none.
+
+    ``CDLL(None)`` is this process's own symbol table: the C library already loaded, whose
+    ``malloc`` NumPy uses (no search of the disk for a ``libc``)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-    except OSError:
+        libc = ctypes.CDLL(None)
+    except (OSError, TypeError):  # Windows has no process-wide symbol table to open
         return None
     if not hasattr(libc, "gnu_get_libc_version"):  # not glibc: other allocators differ
         return None
