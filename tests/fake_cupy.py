@@ -153,32 +153,22 @@ class FakeArray:
     def __repr__(self):
         return repr(self._a)  # as CuPy prints: array([...])
 
-    def item(self):
-        _read("item")
-        return self._a.item()
-
-    def tolist(self):
-        _read("tolist")
-        return self._a.tolist()
-
-    def __float__(self):
-        _read("float")
-        return float(self._a)
-
-    def __int__(self):
-        _read("int")
-        return int(self._a)
-
-    def __index__(self):
-        _read("index")
-        return self._a.__index__()
-
-    def __bool__(self):
-        _read("bool")
-        return bool(self._a)
-
     def __copy__(self):
         return FakeArray(self._a.copy())
+
+
+def _host_value(name, kind):
+    """The method ``name`` that hands the array's value to Python: a device read, counted
+    under ``kind`` (CuPy waits for the GPU there)."""
+    def method(self):
+        _read(kind)
+        return getattr(self._a, name)()
+    return method
+
+
+for _name, _kind in [("item", "item"), ("tolist", "tolist"), ("__float__", "float"),
+                     ("__int__", "int"), ("__index__", "index"), ("__bool__", "bool")]:
+    setattr(FakeArray, _name, _host_value(_name, _kind))
 
 
 def _binary(name):
