@@ -30,8 +30,7 @@ def run(train, args):
                          "install them with `pip install mpi4py mpich` "
                          "(or `pip install -e .[mpi]`)") from error
     with abort_on_error(world):
-        # The ranks on this machine share its cores (started together, they can't see one
-        # another's load yet).
+        # The ranks on this machine share its free cores (threads.choose_thread_count).
         print(limit_blas_threads(args.threads, processes=world.local_size))
         if args.amp:
             raise ValueError("--distributed does not support --amp (mixed precision) yet")
