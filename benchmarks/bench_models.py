@@ -42,9 +42,9 @@ from miniclip import backend  # noqa: E402
 from miniclip.amp import GradScaler, float16_parameters, mixed_precision_step  # noqa: E402
 from miniclip.autograd import Tensor, no_grad  # noqa: E402
 from miniclip.models import create_model  # noqa: E402
-from miniclip.training.memory import reuse_freed_memory  # noqa: E402
 from miniclip.optim import AdamW  # noqa: E402
 from miniclip.training.loss import clip_loss  # noqa: E402
+from miniclip.training.memory import reuse_freed_memory  # noqa: E402
 
 try:
     import torch

@@ -24,8 +24,8 @@ and independent leaves, which import nothing of the stack:
 call time.) ``tests/test_layout.py`` checks these layers against the imports.
 """
 from . import functional, nn, optim
-from .data.preprocess import Preprocess
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad
+from .data.preprocess import Preprocess
 from .models import CLIP, available_configs, build_model, create_model, load
 from .nn.init import manual_seed
 from .tokenizer import BPETokenizer, load_tokenizer, tokenize

@@ -260,7 +260,8 @@ def fuse(function):
         except Exception as error:  # noqa: BLE001  (any compile failure: fall back, loudly)
             kernels[xp] = None
             warnings.warn(f"cupy.fuse could not compile {function.__qualname__} ({error!r}); "
-                          "running it as separate array operations instead", RuntimeWarning)
+                          "running it as separate array operations instead", RuntimeWarning,
+                          stacklevel=2)
             return function(xp, *args)
     return call
 

@@ -55,19 +55,24 @@ from tqdm import tqdm
 from . import nn
 from .amp import GradScaler, float16_parameters, mixed_precision_step
 from .autograd import Tensor
-from .data import (ArrayDataset, CLIPCollate, DataLoader, ImageTextFolder, SyntheticShapes,
-                   stack_fields)
+from .data import (
+    ArrayDataset,
+    CLIPCollate,
+    DataLoader,
+    ImageTextFolder,
+    SyntheticShapes,
+    stack_fields,
+)
 from .evaluation.shapes import ShapesBenchmark
 from .fileio import atomic_write
 from .models import create_model
 from .optim import WarmupCosine, clip_grad_norm_
-from .training.memory import reuse_freed_memory
-from .training.threads import limit_blas_threads
 from .training import plots
 from .training.loss import LOGIT_SCALE_INIT, cap_logit_scale_, clip_loss
+from .training.memory import reuse_freed_memory
 from .training.recipe import paper_optimizer
-from .training.state import (NonFiniteError, check_finite, load_training_state,
-                             save_training_state)
+from .training.state import NonFiniteError, check_finite, load_training_state, save_training_state
+from .training.threads import limit_blas_threads
 
 #: The teaching preset ``--tiny`` trains, per image tower.
 TINY_MODELS = {"vit": "tiny-vit", "rn": "tiny-rn"}
@@ -295,7 +300,8 @@ def train(args, world=None):
     loader, benchmark = _data(args, model.input_resolution, collate)
     step_function = train_step
     if world is not None:  # each rank: rank 0's weights, its rows of each batch, the same step
-        from .distributed import broadcast_parameters, shard, train_step as parallel_step
+        from .distributed import broadcast_parameters, shard
+        from .distributed import train_step as parallel_step
         broadcast_parameters(world, model)
         loader, step_function = shard(loader, world), functools.partial(parallel_step, world)
         benchmark = benchmark if writer else None

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from make_model_fixtures import import_reference_model  # noqa: E402
+
 import miniclip  # noqa: E402
 from miniclip.models import RELEASED_CONFIGS  # noqa: E402
-from make_model_fixtures import import_reference_model  # noqa: E402
 
 
 def reference_checkpoint(reference, name, path):

@@ -6,9 +6,9 @@ from miniclip import amp, backend, nn
 from miniclip import functional as F
 from miniclip.amp import GradScaler, float16_parameters, mixed_precision_step
 from miniclip.autograd import Tensor
-from miniclip.training.loss import LOGIT_SCALE_INIT, clamp_logit_scale_, clip_loss
 from miniclip.models.configs import create_model
 from miniclip.optim import AdamW, clip_grad_norm_
+from miniclip.training.loss import LOGIT_SCALE_INIT, clamp_logit_scale_, clip_loss
 from miniclip.training.recipe import paper_optimizer
 
 BATCH, PIXELS, VOCAB, EMBED = 16, 12, 10, 8

@@ -5,8 +5,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import GPU
+
 from miniclip import Tensor, backend
 
 

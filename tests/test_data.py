@@ -11,9 +11,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from miniclip.data import (COLOURS, POSITIONS, SHAPES, SIZES, ArrayDataset, CLIPCollate,
-                           DataError, DataLoader, ImageTextFolder, Prefetcher,
-                           SyntheticShapes, read_caption_folder, stack_fields)
+from miniclip.data import (
+    COLOURS,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    ArrayDataset,
+    CLIPCollate,
+    DataError,
+    DataLoader,
+    ImageTextFolder,
+    Prefetcher,
+    SyntheticShapes,
+    read_caption_folder,
+    stack_fields,
+)
 from miniclip.data.preprocess import Preprocess, random_square_crop, read_image
 from miniclip.tokenizer import tokenize
 

@@ -14,8 +14,16 @@ from miniclip import nn
 from miniclip.amp import GradScaler
 from miniclip.autograd import Tensor
 from miniclip.data import ArrayDataset, DataLoader, stack_fields
-from miniclip.distributed import (all_gather, average_gradients, broadcast_parameters,
-                                  global_loss, local_loss, shard, simulate, train_step)
+from miniclip.distributed import (
+    all_gather,
+    average_gradients,
+    broadcast_parameters,
+    global_loss,
+    local_loss,
+    shard,
+    simulate,
+    train_step,
+)
 from miniclip.distributed.simulate import ThreadWorld
 from miniclip.models import create_model
 from miniclip.optim import BUCKET_ELEMENTS, SGD, flat_grads

@@ -9,13 +9,13 @@ fake CuPy also every array created anywhere, intermediates included.
 """
 import numpy as np
 import pytest
-
 from conftest import recorded_dtypes, where
+
 from miniclip import nn
 from miniclip.amp import float16_parameters
 from miniclip.autograd import Tensor
-from miniclip.training.loss import clip_loss
 from miniclip.models.configs import create_model
+from miniclip.training.loss import clip_loss
 
 
 def batch(model, device, dtype=np.float32, n=4):

@@ -9,9 +9,16 @@ import pytest
 from PIL import Image
 
 from miniclip import Preprocess, create_model, nn
-from miniclip.evaluation import (encode_image_files, linear_probe, read_classification_folder,
-                                 read_templates, retrieval_ranks, retrieval_recall,
-                                 stratified_split, tokenizer_for)
+from miniclip.evaluation import (
+    encode_image_files,
+    linear_probe,
+    read_classification_folder,
+    read_templates,
+    retrieval_ranks,
+    retrieval_recall,
+    stratified_split,
+    tokenizer_for,
+)
 
 # the package re-exports the function linear_probe under the module's name
 probe_module = importlib.import_module("miniclip.evaluation.linear_probe")

@@ -12,8 +12,12 @@ import pytest
 from PIL import Image
 
 from miniclip import create_model, load, nn
-from miniclip.evaluation import (encode_image_files, read_caption_folder, retrieval_recall,
-                                 tokenizer_for)
+from miniclip.evaluation import (
+    encode_image_files,
+    read_caption_folder,
+    retrieval_recall,
+    tokenizer_for,
+)
 from miniclip.evaluation.cli import main
 from miniclip.evaluation.zeroshot import encode_texts
 

@@ -3,8 +3,13 @@ import numpy as np
 import pytest
 
 from miniclip import Tensor
-from miniclip.grading import (ExerciseError, ExerciseNotDone, exercise, numerical_gradient,
-                              numerical_gradients)
+from miniclip.grading import (
+    ExerciseError,
+    ExerciseNotDone,
+    exercise,
+    numerical_gradient,
+    numerical_gradients,
+)
 
 
 def failure(run):

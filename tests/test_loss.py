@@ -7,9 +7,15 @@ import pytest
 from miniclip import backend
 from miniclip.autograd import Tensor
 from miniclip.gradcheck import gradcheck
-from miniclip.training.loss import (LOGIT_SCALE_INIT, LOGIT_SCALE_MAX, clamp_logit_scale_, clip_loss,
-                           clip_loss_from_features, cross_entropy_loss)
 from miniclip.nn import Parameter
+from miniclip.training.loss import (
+    LOGIT_SCALE_INIT,
+    LOGIT_SCALE_MAX,
+    clamp_logit_scale_,
+    clip_loss,
+    clip_loss_from_features,
+    cross_entropy_loss,
+)
 
 N, D_I, D_T, D_E = 4, 5, 3, 6
 

@@ -8,15 +8,25 @@ import numpy as np
 import pytest
 
 from miniclip import nn
-from miniclip.models import pretrained
-from miniclip.weights import hub
 from miniclip.autograd import Tensor, no_grad
 from miniclip.gradcheck import gradcheck
-from miniclip.models import (CLIP, RELEASED_CONFIGS, AttentionPool2d, Bottleneck,
-                             ResidualAttentionBlock, available_configs, build_model,
-                             causal_mask, create_model, get_config, infer_config,
-                             vision_kind)
+from miniclip.models import (
+    CLIP,
+    RELEASED_CONFIGS,
+    AttentionPool2d,
+    Bottleneck,
+    ResidualAttentionBlock,
+    available_configs,
+    build_model,
+    causal_mask,
+    create_model,
+    get_config,
+    infer_config,
+    pretrained,
+    vision_kind,
+)
 from miniclip.training.loss import clip_loss
+from miniclip.weights import hub
 
 # Micro configurations: the smallest the reference's rules allow (64-wide heads).
 MICRO_VIT = dict(embed_dim=16, image_resolution=8, vision_layers=1, vision_width=64,

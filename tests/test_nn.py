@@ -88,7 +88,7 @@ def test_delattr_unregisters_parameters_buffers_and_submodules():
     assert [name for name, _ in block.named_parameters()] == ["fc.weight", "fc.bias"]
     assert list(block.named_buffers()) == []
     with pytest.raises(AttributeError):
-        block.inner
+        _ = block.inner
 
 
 def test_register_buffer_rejects_a_name_that_is_already_an_attribute():

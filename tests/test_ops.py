@@ -21,13 +21,12 @@ from typing import Callable
 
 import numpy as np
 import pytest
+from conftest import recorded_dtypes, where
 
 import miniclip.functional as F
 from miniclip import backend
 from miniclip.autograd import Tensor
 from miniclip.gradcheck import distinct_randn, gradcheck, randn_away_from
-
-from conftest import recorded_dtypes, where
 
 
 # ------------------------------------------------------------------ input makers

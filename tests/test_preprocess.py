@@ -3,8 +3,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from miniclip.data.preprocess import (MEAN, STD, TRAIN_RESIZE, Preprocess, center_crop,
-                                      random_square_crop, resize_shorter_side, to_rgb, transform)
+from miniclip.data.preprocess import (
+    MEAN,
+    STD,
+    TRAIN_RESIZE,
+    Preprocess,
+    center_crop,
+    random_square_crop,
+    resize_shorter_side,
+    to_rgb,
+    transform,
+)
 
 
 def normalised(rgb):

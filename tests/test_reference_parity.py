@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 
 from miniclip import backend
-from miniclip.models import load
 from miniclip.autograd import no_grad
+from miniclip.models import build_model, load
 from miniclip.training.loss import clip_loss
-from miniclip.models import build_model
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 GOLDEN = np.load(os.path.join(FIXTURES, "reference_models.npz"))

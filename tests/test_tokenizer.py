@@ -21,10 +21,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import miniclip.tokenizer.bpe_tokenizer as bpe_tokenizer_module
-from miniclip.tokenizer import BPETokenizer, clean_text, default_tokenizer, load_tokenizer, pretokenize, tokenize
+from miniclip.tokenizer import (
+    BPETokenizer,
+    clean_text,
+    default_tokenizer,
+    load_tokenizer,
+    pretokenize,
+    tokenize,
+)
 from miniclip.tokenizer.bpe import apply_merges, merge_pair
+from miniclip.tokenizer.pretokenizer import (
+    BYTE_TO_CHAR,
+    END_OF_TEXT,
+    START_OF_TEXT,
+    byte_tokens,
+    word_symbols,
+)
 from miniclip.tokenizer.pretrained import find_openai_merges
-from miniclip.tokenizer.pretokenizer import BYTE_TO_CHAR, END_OF_TEXT, START_OF_TEXT, byte_tokens, word_symbols
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tokenizer_reference_ids.json"
 REFERENCE_CASES = json.loads(FIXTURE.read_text(encoding="utf-8"))

@@ -6,22 +6,30 @@ import os
 import signal
 import threading
 
+import fake_cupy
 import numpy as np
 import pytest
+from conftest import GPU
 
-import fake_cupy
 import miniclip
 import miniclip.train as train_module
-from conftest import GPU
 from miniclip import nn
 from miniclip.amp import GradScaler
-from miniclip.training.recipe import paper_optimizer
 from miniclip.autograd import Tensor, no_grad
 from miniclip.data import SyntheticShapes
 from miniclip.models import create_model
 from miniclip.tokenizer import tokenize
-from miniclip.train import (CHECKPOINT, CURVES_PLOT, METRICS, PREDICTIONS_PLOT, SIMILARITY_PLOT,
-                            main, parse_args, trim_padding)
+from miniclip.train import (
+    CHECKPOINT,
+    CURVES_PLOT,
+    METRICS,
+    PREDICTIONS_PLOT,
+    SIMILARITY_PLOT,
+    main,
+    parse_args,
+    trim_padding,
+)
+from miniclip.training.recipe import paper_optimizer
 
 # A run small enough for a unit test: 8 pairs per batch, 64 training and 60 test pictures.
 SMALL = ["--tiny", "--batch-size", "8", "--train-size", "64", "--eval-size", "60", "--quiet"]

@@ -10,8 +10,12 @@ from miniclip.amp import GradScaler
 from miniclip.autograd import Tensor
 from miniclip.optim import SGD, AdamW, WarmupCosine
 from miniclip.training.recipe import paper_param_groups
-from miniclip.training.state import (NonFiniteError, check_finite, load_training_state,
-                                     save_training_state)
+from miniclip.training.state import (
+    NonFiniteError,
+    check_finite,
+    load_training_state,
+    save_training_state,
+)
 
 # Several tests compute with inf/NaN on purpose; NumPy warns about each such operation.
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered",
@@ -176,7 +180,7 @@ def test_a_diverging_float32_run_is_stopped_at_the_step_its_gradients_overflow(d
     x_host = np.full((1, 4), 2.0, np.float32)
     w = np.full((1, 4), 0.5, np.float32)
     lr = np.float32(50.0)
-    for expected_step in range(100):
+    for expected_step in range(100):  # noqa: B007  (read after the loop)
         grad = 2 * (x_host @ w.T - 1.0) * x_host                     # d(x w^T - 1)^2 / dw
         if not np.isfinite(grad).all():
             break

@@ -4,8 +4,12 @@ import numpy as np
 import pytest
 
 from miniclip import nn
-from miniclip.evaluation.zeroshot import (accuracy, similarity_matrix, zero_shot_classifier,
-                               zero_shot_predict)
+from miniclip.evaluation.zeroshot import (
+    accuracy,
+    similarity_matrix,
+    zero_shot_classifier,
+    zero_shot_predict,
+)
 
 
 class LookupCLIP(nn.Module):
@@ -41,9 +45,10 @@ def word_tokenizer(vocabulary):
 
 
 VOCABULARY = ["a", "photo", "red", "blue", "drawing"]
+LOG_TEN = float(np.log(10.0))
 
 
-def build(device="cpu", logit_scale=np.log(10.0)):
+def build(device="cpu", logit_scale=LOG_TEN):
     rng = np.random.default_rng(0)
     table = rng.normal(size=(len(VOCABULARY) + 1, 3))
     table[0] = 0  # padding

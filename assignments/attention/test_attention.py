@@ -3,11 +3,10 @@
 The graded tests compare every function with attention computed one query at a time, on
 more shapes, masks and head counts.
 """
+import attention as submission
 import numpy as np
 
 from miniclip.grading import exercise
-
-import attention as submission
 
 
 def test_the_causal_mask_of_three_tokens():

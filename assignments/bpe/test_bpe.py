@@ -3,9 +3,9 @@
 The graded tests use a larger vocabulary, repeated symbols and ties, against reference
 code written from the rules in the handout.
 """
-from miniclip.grading import exercise
-
 import bpe as submission
+
+from miniclip.grading import exercise
 
 WORDS = {("l", "o", "w</w>"): 5, ("l", "o", "w", "e", "r</w>"): 2,
          ("n", "e", "w", "e", "s", "t</w>"): 6, ("w", "i", "d", "e", "s", "t</w>"): 3}

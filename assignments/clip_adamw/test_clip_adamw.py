@@ -3,11 +3,10 @@
 The graded tests check more batch sizes and temperatures, the gradient against central
 differences of the loss, and five AdamW steps against the update rule.
 """
+import clip_adamw as submission
 import numpy as np
 
 from miniclip.grading import exercise, numerical_gradient
-
-import clip_adamw as submission
 
 
 def test_the_loss_of_unrelated_and_of_perfect_pairs():

@@ -3,11 +3,10 @@
 The graded tests check more shapes, strides and paddings against the definitions,
 computed pixel by pixel.
 """
+import im2col as submission
 import numpy as np
 
 from miniclip.grading import exercise, numerical_gradients
-
-import im2col as submission
 
 
 def conv_by_loops(x, weight, bias, stride, padding):

@@ -2,11 +2,10 @@
 
 The graded tests check more shapes, and large, offset inputs, in the same way.
 """
+import layer_norm as submission
 import numpy as np
 
 from miniclip.grading import exercise, numerical_gradients
-
-import layer_norm as submission
 
 
 def test_the_output_of_each_row_has_mean_b_and_std_w():

@@ -3,11 +3,10 @@
 The graded tests check more shapes and axes, in the same way: your gradients against
 central differences of the forward pass.
 """
+import linear_softmax as submission
 import numpy as np
 
 from miniclip.grading import exercise, numerical_gradients
-
-import linear_softmax as submission
 
 
 def test_linear_backward_matches_finite_differences():

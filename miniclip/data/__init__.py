@@ -15,8 +15,7 @@ A leaf of the package: it uses NumPy, PIL and the tokenizer, nothing of the nume
 """
 from .folders import DataError, ImageTextFolder, read_caption_folder
 from .loader import ArrayDataset, CLIPCollate, DataLoader, Prefetcher, stack_fields
-from .synthetic import (COLOURS, POSITIONS, SHAPES, SIZES, SPLITS, TEMPLATES,
-                        SyntheticShapes)
+from .synthetic import COLOURS, POSITIONS, SHAPES, SIZES, SPLITS, TEMPLATES, SyntheticShapes
 
 __all__ = ["ArrayDataset", "CLIPCollate", "COLOURS", "DataError", "DataLoader",
            "ImageTextFolder", "POSITIONS", "Prefetcher", "SHAPES", "SIZES", "SPLITS",

@@ -363,6 +363,6 @@ class ImageTextFolder:
                     warnings.warn(f"{error}; skipping it: the next image takes its place "
                                   f"({self.failed.what} so far: {len(self.failed)}"
                                   + ("; the next are only counted" if len(self.failed)
-                                     == NAMED_IN_WARNINGS else "") + ")")
+                                     == NAMED_IN_WARNINGS else "") + ")", stacklevel=2)
         raise DataError(f"none of the images of {self.root} can be decoded: "
                         f"{self.failed.message(len(self))}")

@@ -14,10 +14,10 @@ unit-length embeddings computed once:
 * ``shapes``: all of them on the synthetic shapes, the tiny training run's benchmark (seen
   and held-out colour–shape pairs, shifted pictures).
 """
-from .classification import DEFAULT_TEMPLATES, read_templates, zero_shot_scores
-from .features import encode_image_files, tokenizer_for
 from ..data.folders import read_caption_folder
 from ..data.preprocess import read_image
+from .classification import DEFAULT_TEMPLATES, read_templates, zero_shot_scores
+from .features import encode_image_files, tokenizer_for
 from .folders import read_classification_folder
 from .linear_probe import LogisticRegression, linear_probe, stratified_split
 from .retrieval import retrieval_ranks, retrieval_recall

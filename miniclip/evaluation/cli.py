@@ -27,12 +27,12 @@ from ..data.folders import Skipped, read_caption_folder
 from ..data.preprocess import Preprocess
 from ..models import available_configs, create_model
 from ..models.pretrained import load
-from .zeroshot import encode_texts, zero_shot_classifier, zero_shot_predict
 from .classification import DEFAULT_TEMPLATES, read_templates, zero_shot_scores
 from .features import encode_image_files, tokenizer_for
 from .folders import preprocess_in_batches, read_classification_folder
 from .linear_probe import linear_probe, stratified_split
 from .retrieval import RECALL_AT, retrieval_recall
+from .zeroshot import encode_texts, zero_shot_classifier, zero_shot_predict
 
 PROG = "python -m miniclip.evaluation"
 

@@ -7,10 +7,10 @@ import functools
 
 import numpy as np
 
-from ..tokenizer import default_tokenizer, load_tokenizer
-from .zeroshot import encode_images
 from ..data.folders import Skipped
+from ..tokenizer import default_tokenizer, load_tokenizer
 from .folders import preprocess_in_batches
+from .zeroshot import encode_images
 
 #: The vocabulary size of OpenAI's released models (its tokenizer is not shipped).
 OPENAI_VOCAB_SIZE = 49408

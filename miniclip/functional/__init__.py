@@ -17,11 +17,38 @@ Where to find an op's backward:
 """
 from .activation import gelu, log_softmax, quick_gelu, relu, sigmoid, softmax, tanh
 from .conv import adaptive_avg_pool2d, avg_pool2d, conv2d, max_pool2d
-from .layers import dropout, embedding, linear
 from .cross_entropy import cross_entropy
-from .math import (abs, add, astype, clamp, div, exp, log, masked_fill, matmul, mul, neg, pow,
-                   sqrt, sub, to_device, where)
+from .layers import dropout, embedding, linear
+from .math import (
+                   abs,
+                   add,
+                   astype,
+                   clamp,
+                   div,
+                   exp,
+                   log,
+                   masked_fill,
+                   matmul,
+                   mul,
+                   neg,
+                   pow,
+                   sqrt,
+                   sub,
+                   to_device,
+                   where,
+)
 from .normalization import batch_norm, layer_norm, normalize
 from .reduce import argmax, max, mean, norm, sum
-from .shape import (broadcast_to, cat, flatten, getitem, permute, reshape, split, squeeze, stack,
-                    transpose, unsqueeze)
+from .shape import (
+                   broadcast_to,
+                   cat,
+                   flatten,
+                   getitem,
+                   permute,
+                   reshape,
+                   split,
+                   squeeze,
+                   stack,
+                   transpose,
+                   unsqueeze,
+)

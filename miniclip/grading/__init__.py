@@ -3,8 +3,13 @@ answer is wrong and how, without showing the answer; graded assignments (``assig
 run by ``python -m miniclip.grade``), their Gradescope packaging (``autograder``), and the
 solution regions that both the notebooks' and the package's student editions cut
 (``solutions``)."""
-from .checks import (ExerciseError, ExerciseNotDone, exercise, numerical_gradient,
-                     numerical_gradients)
+from .checks import (
+                     ExerciseError,
+                     ExerciseNotDone,
+                     exercise,
+                     numerical_gradient,
+                     numerical_gradients,
+)
 
 __all__ = ["ExerciseError", "ExerciseNotDone", "exercise", "numerical_gradient",
            "numerical_gradients"]

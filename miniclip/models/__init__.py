@@ -9,8 +9,14 @@
 * ``pretrained.py``        ``load``: a released or saved CLIP and its preprocessing
 """
 from .clip import CLIP, build_model, infer_config, vision_kind
-from .configs import (MINICLIP_VOCAB_SIZE, RELEASED_CONFIGS, TINY_CONFIGS, available_configs,
-                      create_model, get_config)
+from .configs import (
+                      MINICLIP_VOCAB_SIZE,
+                      RELEASED_CONFIGS,
+                      TINY_CONFIGS,
+                      available_configs,
+                      create_model,
+                      get_config,
+)
 from .pretrained import load
 from .resnet import AttentionPool2d, Bottleneck, ModifiedResNet
 from .text_transformer import TextTransformer, causal_mask

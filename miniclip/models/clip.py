@@ -15,9 +15,8 @@ every column. The scale is learned on a log scale (so it stays positive) and sta
 """
 import numpy as np
 
-from .. import backend
+from .. import backend, nn
 from .. import functional as F
-from .. import nn
 from ..autograd import Tensor
 from .resnet import ModifiedResNet
 from .text_transformer import TextTransformer

@@ -22,8 +22,7 @@ image tower and a temperature added, which reproduces the checkpoint names exact
 """
 import numpy as np
 
-from .. import backend
-from .. import nn
+from .. import backend, nn
 from ..autograd import Tensor
 from ..functional.support import integer_indices
 from .transformer import Transformer

@@ -8,8 +8,13 @@
 """
 from . import init
 from .activation import GELU, QuickGELU, ReLU
-from .attention import (MultiheadAttention, merge_heads, multi_head_attention,
-                        scaled_dot_product_attention, split_heads)
+from .attention import (
+                        MultiheadAttention,
+                        merge_heads,
+                        multi_head_attention,
+                        scaled_dot_product_attention,
+                        split_heads,
+)
 from .init import manual_seed
 from .layers import BatchNorm2d, Conv2d, Dropout, Embedding, LayerNorm, Linear
-from .module import IncompatibleKeys, Identity, Module, ModuleList, Parameter, Sequential
+from .module import Identity, IncompatibleKeys, Module, ModuleList, Parameter, Sequential

@@ -16,8 +16,8 @@ Quick start::
 """
 
 from .bpe_tokenizer import BPETokenizer
-from .pretrained import default_tokenizer, load_tokenizer, tokenize
 from .pretokenizer import clean_text, pretokenize
+from .pretrained import default_tokenizer, load_tokenizer, tokenize
 
 __all__ = [
     "BPETokenizer",
