@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from tolerances import assert_same_update
 
 import miniclip
 from miniclip import nn
@@ -185,7 +186,7 @@ def test_averaged_gradients_of_two_ranks_equal_the_single_process_gradient_of_ev
 @pytest.mark.parametrize("form", LOSSES)
 def test_one_step_on_two_ranks_of_4_gives_the_weights_of_one_step_on_a_batch_of_8(tiny_vit, form):
     """With SGD, whose update lr · g is linear in the gradient, the weights agree to float32
-    round-off. (AdamW's first update, lr · g / (|g| + ε), turns the round-off of a gradient
+    round-off of the update (``tolerances.assert_same_update``). (AdamW's first update, lr · g / (|g| + ε), turns the round-off of a gradient
     near zero into up to 1e-2 · lr: the test of the gradients above is the sharper check.)"""
     images, tokens = tiny_batch(8)
     off = GradScaler(enabled=False)
@@ -201,10 +202,10 @@ def test_one_step_on_two_ranks_of_4_gives_the_weights_of_one_step_on_a_batch_of_
                           1.0, loss=LOSSES[form])
 
     assert simulate(2, rank) == pytest.approx([single_loss] * 2, rel=1e-6)
-    for (name, p), p_0, p_1 in zip(reference.named_parameters(), models[0].parameters(),
-                                   models[1].parameters()):
+    for (name, p), p_0, p_1, start in zip(reference.named_parameters(), models[0].parameters(),
+                                          models[1].parameters(), tiny_vit.parameters()):
         np.testing.assert_array_equal(p_0.data, p_1.data, err_msg=f"{name}: ranks differ")
-        np.testing.assert_allclose(p_0.data, p.data, rtol=1e-6, atol=1e-8, err_msg=name)
+        assert_same_update(p_0.data, p.data, start.data, err_msg=name)
 
 
 def test_the_data_parallel_step_refuses_mixed_precision(tiny_vit):
