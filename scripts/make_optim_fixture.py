@@ -1,7 +1,8 @@
 """Record PyTorch optimiser updates as a golden fixture for ``tests/test_optim.py``.
 
-Runs ``torch.optim.AdamW``, ``torch.optim.SGD`` and ``torch.nn.utils.clip_grad_norm_`` on
-small float32 parameters with fixed gradients and saves every intermediate parameter
+Runs ``torch.optim.AdamW`` (also with parameters that skip steps or join late),
+``torch.optim.SGD`` and ``torch.nn.utils.clip_grad_norm_`` on small float32 parameters with
+fixed gradients and saves every intermediate parameter
 value to ``tests/fixtures/adamw_torch_reference.npz``. The test suite replays the same
 gradients through ``miniclip.optim`` and compares, so it needs no torch.
 
@@ -29,6 +30,14 @@ RUNS = {
                      dict(momentum=0.9, weight_decay=1e-3)),
     "sgd_nesterov": (torch.optim.SGD, [dict(params=[0, 1, 2])],
                      dict(momentum=0.9, nesterov=True, dampening=0.0)),
+}
+
+# AdamW runs in which some parameters have no gradient at some steps (PyTorch skips a
+# parameter whose ``grad`` is None, so its step count falls behind the others'): for each
+# step, the parameters that have a gradient.
+SCHEDULES = {
+    "adamw_skips_a_step": [(0, 1, 2), (0, 2), (0, 1, 2)],   # parameter 1 sits out step 1
+    "adamw_joins_late": [(0, 2), (0, 2), (0, 1, 2)],        # parameter 1's first gradient: step 2
 }
 
 
@@ -62,6 +71,20 @@ def main():
             for name, value in opt.state[p].items():
                 if value.ndim:  # moments and momentum buffers (not the step counter)
                     arrays[f"{run}/state/{i}/{name}"] = value.numpy().copy()
+
+    for run, schedule in SCHEDULES.items():
+        params = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in init]
+        opt = torch.optim.AdamW(params, lr=LRS[0], weight_decay=0.1)
+        for t, stepped in enumerate(schedule):
+            opt.param_groups[0]["lr"] = LRS[t]
+            for i, (p, g) in enumerate(zip(params, grads[t])):
+                p.grad = torch.from_numpy(g.copy()) if i in stepped else None
+            opt.step()
+            for i, p in enumerate(params):
+                arrays[f"{run}/{t}/{i}"] = p.detach().numpy().copy()
+        arrays[f"{run}/has_grad"] = np.array([[i in stepped for i in range(len(params))]
+                                              for stepped in schedule])   # [steps, params]
+        arrays[f"{run}/step_counts"] = np.array([int(opt.state[p]["step"]) for p in params])
 
     for max_norm in (1.0, 1e3):  # one that clips, one that does not
         params = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in init]

@@ -80,6 +80,36 @@ def test_adamw_with_pytorch_default_settings_matches_pytorch(device):
     assert_matches_torch(params, "adamw_defaults", N_STEPS - 1)
 
 
+def replay_with_gaps(run, device):
+    """Replay a fixture run in which only some parameters have a gradient at each step
+    (``{run}/has_grad [steps, params]``), checking every parameter after every step."""
+    params = make_params(device)
+    optimizer = AdamW(params, lr=1e-2, weight_decay=0.1)
+    for t, has_grad in enumerate(FIXTURE[f"{run}/has_grad"]):
+        optimizer.param_groups[0]["lr"] = float(FIXTURE["lrs"][t])
+        set_grads(params, t, device)
+        for p, has in zip(params, has_grad):
+            p.grad = p.grad if has else None
+        optimizer.step()
+        assert_matches_torch(params, run, t)
+    return params, optimizer
+
+
+def test_adamw_parameter_that_skips_a_step_keeps_its_own_step_count(device):
+    # Parameter 1 sits out step 1: at step 2 its bias correction is that of its 2nd step,
+    # not of the others' 3rd, so it cannot share their bucket.
+    params, optimizer = replay_with_gaps("adamw_skips_a_step", device)
+    counts = [optimizer.state[p]["step"] for p in params]
+    assert counts == list(FIXTURE["adamw_skips_a_step/step_counts"]) == [3, 2, 3]
+
+
+def test_adamw_parameter_whose_first_gradient_comes_late_starts_its_moments_then(device):
+    # Parameter 1 has no gradient until step 2, when the others are on their 3rd step.
+    params, optimizer = replay_with_gaps("adamw_joins_late", device)
+    counts = [optimizer.state[p]["step"] for p in params]
+    assert counts == list(FIXTURE["adamw_joins_late/step_counts"]) == [3, 1, 3]
+
+
 def test_adamw_first_step_moves_each_weight_by_lr_against_its_gradient_sign(device):
     # Bias correction makes m/sqrt(v) = g/|g| on step 1, whatever the gradient's size.
     p = nn.Parameter(backend.get_device(device).to_device(np.zeros(4, np.float32)))
