@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from miniclip import backend, nn
-from miniclip.optim import SGD, AdamW, WarmupCosine, clip_grad_norm_
+from miniclip.optim import BUCKET_ELEMENTS, SGD, AdamW, WarmupCosine, clip_grad_norm_
 
 FIXTURE = np.load(os.path.join(os.path.dirname(__file__), "fixtures",
                                "adamw_torch_reference.npz"))
@@ -220,6 +220,25 @@ def test_clip_grad_norm_matches_pytorch_when_clipping(device):
         np.testing.assert_allclose(backend.to_numpy(p.grad), FIXTURE[f"clip/1.0/{i}"], rtol=1e-6)
     clipped = math.sqrt(sum(float((backend.to_numpy(p.grad) ** 2).sum()) for p in params))
     assert clipped == pytest.approx(1.0, rel=1e-5)
+
+
+def test_clip_grad_norm_is_the_norm_over_every_bucket_and_dtype(device):
+    # Two float32 gradients of a bucket each, a float16 and a float64 one: four buckets,
+    # whose squares sum to 2 · n · 2^-20 + (2² + 4²) + 2² by hand.
+    to_device = backend.get_device(device).to_device
+    n = BUCKET_ELEMENTS
+    grads = [np.full(n, 2.0 ** -10, np.float32), np.full(n, -(2.0 ** -10), np.float32),
+             np.array([2.0, 4.0], np.float16), np.array([2.0], np.float64)]
+    params = [nn.Parameter(to_device(np.zeros_like(g))) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = to_device(g)
+    expected = math.sqrt(2 * n * 2.0 ** -20 + 20 + 4)
+    total = clip_grad_norm_(params, max_norm=1.0)
+    assert float(total) == pytest.approx(expected, rel=1e-6)
+    for p, g in zip(params, grads):  # each scaled by max_norm / (norm + 1e-6), in its dtype
+        assert p.grad.dtype == g.dtype
+        np.testing.assert_allclose(backend.to_numpy(p.grad).astype(np.float64),
+                                   g / (expected + 1e-6), rtol=np.finfo(g.dtype).eps)
 
 
 def test_clip_grad_norm_leaves_small_gradients_unchanged(device):
