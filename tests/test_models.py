@@ -409,6 +409,77 @@ def test_resnet_train_mode_uses_batch_statistics_and_updates_running_ones():
     assert model.visual.bn1.num_batches_tracked.item() == 2
 
 
+# ------------------------------------------------------------------ the ResNet's Bottleneck
+def reference_bottleneck(block, x, pool_before_conv2=False):
+    """The spec's Bottleneck (docs/reference.md, OpenAI's ``model.py``) in plain NumPy, from
+    ``block``'s weights, batch norms in eval mode: 1x1 conv, 3x3 conv, average pool of the
+    stride, 1x1 conv; the shortcut pooled, then 1x1 conv and batch norm when it exists."""
+    weights = {name: p.numpy() for name, p in block.named_parameters()}
+    stride = block.stride
+
+    def conv(x, name, pad=0):                        # [N, C, H, W] -> [N, O, H, W]
+        w = weights[name]                            # [O, C, k, k]
+        k = w.shape[-1]
+        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        height, width = x.shape[2] - k + 1, x.shape[3] - k + 1
+        return sum(np.einsum("oc,nchw->nohw", w[:, :, a, b], x[:, :, a:a + height, b:b + width])
+                   for a in range(k) for b in range(k))
+
+    def norm(x, name):                               # running mean 0, variance 1
+        scale = weights[f"{name}.weight"] / np.sqrt(1 + 1e-5)
+        return x * scale[:, None, None] + weights[f"{name}.bias"][:, None, None]
+
+    def pool(x):                                     # AvgPool2d(stride)
+        n, c, h, w = x.shape
+        return x.reshape(n, c, h // stride, stride, w // stride, stride).mean(axis=(3, 5))
+
+    def relu(x):
+        return np.maximum(x, 0)
+
+    out = relu(norm(conv(x, "conv1.weight"), "bn1"))
+    if pool_before_conv2:
+        out = pool(out)
+    out = relu(norm(conv(out, "conv2.weight", pad=1), "bn2"))
+    if not pool_before_conv2:
+        out = pool(out)
+    out = norm(conv(out, "conv3.weight"), "bn3")
+    shortcut = x if block.downsample is None else norm(conv(pool(x), "downsample.0.weight"),
+                                                       "downsample.1")
+    return relu(out + shortcut)
+
+
+def bottleneck_with_random_weights(inplanes, planes, stride):
+    """A float64 Bottleneck in eval mode with every weight drawn (none left at the init's
+    zero ``bn3.weight``), and an input for it ``[2, inplanes, 4, 4]``."""
+    rng = np.random.default_rng(0)
+    block = Bottleneck(inplanes, planes, stride=stride).to(np.float64).eval()
+    for p in block.parameters():
+        p.data[...] = rng.uniform(0.5, 1.5, p.shape) * rng.choice([-1, 1], p.shape)
+    return block, rng.standard_normal((2, inplanes, 4, 4))
+
+
+def test_a_strided_bottleneck_with_unchanged_channels_downsamples_its_shortcut():
+    block, x = bottleneck_with_random_weights(16, 4, stride=2)      # 16 = 4 · 4 channels
+    assert {name: p.shape for name, p in block.named_parameters()
+            if name.startswith("downsample")} == {
+        "downsample.0.weight": (16, 16, 1, 1), "downsample.1.weight": (16,),
+        "downsample.1.bias": (16,)}
+    with no_grad():
+        out = block(Tensor(x)).numpy()                               # [2, 16, 2, 2]
+    assert out.shape == (2, 16, 2, 2)
+    np.testing.assert_allclose(out, reference_bottleneck(block, x), rtol=1e-10, atol=1e-12)
+
+
+def test_a_strided_bottleneck_average_pools_after_conv2_not_before():
+    # OpenAI's anti-aliased strided convolution: conv2 sees every pixel, then the pool.
+    block, x = bottleneck_with_random_weights(4, 2, stride=2)
+    with no_grad():
+        out = block(Tensor(x)).numpy()                               # [2, 8, 2, 2]
+    np.testing.assert_allclose(out, reference_bottleneck(block, x), rtol=1e-10, atol=1e-12)
+    pooled_first = reference_bottleneck(block, x, pool_before_conv2=True)
+    assert np.abs(out - pooled_first).max() > 0.1 * np.abs(out).max()  # the test can tell
+
+
 # ------------------------------------------------------------------ gradient checks (float64)
 def test_residual_attention_block_gradients_with_a_causal_mask(device):
     nn.manual_seed(0)
