@@ -143,6 +143,7 @@ def test_a_subtle_mistake_loses_exactly_its_part(mistake, tmp_path):
     assert sum(r.score for r in results.values()) == 10 - results[part].part.points
 
 
+@pytest.mark.timeout(30)  # a grader that lost its time limit fails here instead of hanging
 @pytest.mark.parametrize("name", sorted(ASSIGNMENTS))
 def test_an_endless_loop_is_a_timeout_within_the_limit(name, tmp_path):
     looping = [part for part in ASSIGNMENTS[name].parts if part.id == LOOPS[name]]
