@@ -11,8 +11,8 @@ The collectives are launched on CuPy's current stream, so they are ordered after
 kernels that computed their input and before those that read their output, and the host
 does not wait for them.
 
-**Unmeasured.** No GPU was available while this was written: this path has not been run
-(the tests use a fake CuPy without NCCL, which takes the host-staged path of ``comm.py``).
+**Unmeasured.** This path has not been run on a GPU yet (the tests use a fake CuPy without
+NCCL, which takes the host-staged path of ``comm.py``).
 """
 
 
