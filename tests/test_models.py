@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from tolerances import assert_close_to_round_off
 
 from miniclip import nn
 from miniclip.autograd import Tensor, no_grad
@@ -359,8 +360,8 @@ def test_encode_text_of_a_short_sequence_equals_the_zero_padded_one(vit_model):
     padded = np.zeros((2, 8), np.int64)
     padded[:, :5] = short
     with no_grad():
-        np.testing.assert_allclose(vit_model.encode_text(short).numpy(),
-                                   vit_model.encode_text(padded).numpy(), rtol=1e-5, atol=1e-6)
+        assert_close_to_round_off(vit_model.encode_text(short).numpy(),
+                                  vit_model.encode_text(padded).numpy())
 
 
 def test_text_features_ignore_everything_after_the_end_of_text(vit_model):
@@ -369,7 +370,7 @@ def test_text_features_ignore_everything_after_the_end_of_text(vit_model):
     changed[0, 3:] = 7  # row 0 ends at position 2; 7 < the EOT id, so argmax still finds it
     with no_grad():
         a, b = vit_model.encode_text(tokens).numpy(), vit_model.encode_text(changed).numpy()
-    np.testing.assert_allclose(a[0], b[0], rtol=1e-5, atol=1e-6)
+    assert_close_to_round_off(a[0], b[0])
 
 
 def test_forward_returns_scaled_cosine_similarities_and_their_transpose(device):
@@ -383,8 +384,8 @@ def test_forward_returns_scaled_cosine_similarities_and_their_transpose(device):
     txt /= np.linalg.norm(txt, axis=1, keepdims=True)
     expected = (1 / 0.07) * img @ txt.T
     assert per_image.shape == (2, 3) and per_text.shape == (3, 2)
-    np.testing.assert_allclose(per_image.numpy(), expected, rtol=1e-5)
-    np.testing.assert_allclose(per_text.numpy(), expected.T, rtol=1e-5)
+    assert_close_to_round_off(per_image.numpy(), expected)
+    assert_close_to_round_off(per_text.numpy(), expected.T)
 
 
 # ------------------------------------------------------------------ BatchNorm: eval vs train
@@ -394,7 +395,7 @@ def test_resnet_eval_features_do_not_depend_on_the_rest_of_the_batch():
     with no_grad():
         alone = model.encode_image(images[:1]).numpy()
         together = model.encode_image(images).numpy()[:1]
-    np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-6)
+    assert_close_to_round_off(alone, together)
 
 
 def test_resnet_train_mode_uses_batch_statistics_and_updates_running_ones():

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 import pytest
+from tolerances import assert_close_to_round_off as assert_close
 
 from miniclip import backend
 from miniclip.autograd import no_grad
@@ -40,16 +41,6 @@ def images(kind):
 
 
 TOKENS = GOLDEN["inputs/tokens"]
-
-
-def assert_close(actual, expected, rtol):
-    """Relative error measured against the largest entry, so that entries which are zero
-    in exact arithmetic (and rounding noise in both) do not count as failures."""
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    assert actual.shape == expected.shape
-    scale = np.abs(expected).max()
-    error = np.abs(actual - expected).max()
-    assert error <= rtol * scale + 1e-12, f"max error {error:.3g} vs scale {scale:.3g}"
 
 
 @pytest.mark.parametrize("kind", KINDS)

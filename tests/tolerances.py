@@ -19,3 +19,20 @@ def assert_same_update(after, expected, before, err_msg=""):
     largest_update = np.abs(expected - before).max()
     np.testing.assert_allclose(after, expected, rtol=EPS32, atol=64 * EPS32 * largest_update,
                                err_msg=err_msg)
+
+
+
+def assert_close_to_round_off(actual, expected, rtol=1e-5, err_msg=""):
+    """Two computations of the same values in different orders (another batch or sequence
+    shape, another BLAS kernel, another library) agree to round-off relative to the size of
+    the values they sum, not to each result: an element near zero, where a sum cancelled,
+    keeps the absolute error of its terms. So the largest error is held to ``rtol`` of the
+    largest value. For float32, 1e-5 is 84 eps: room for the eps · sqrt(K) of sums of
+    thousands of terms carried through a few layers.
+    """
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, (err_msg, actual.shape, expected.shape)
+    scale = np.abs(expected).max(initial=0.0)
+    error = np.abs(actual - expected).max(initial=0.0)
+    assert error <= rtol * scale + 1e-12, \
+        f"{err_msg}: max error {error:.3g} against the largest value {scale:.3g} (rtol {rtol:g})"
