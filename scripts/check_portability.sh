@@ -54,25 +54,35 @@ else:
 
 log_dir=$(mktemp -d "${TMPDIR:-/tmp}/portability.XXXXXX")
 rows=()
-seen=" "
 status=0
+# The kernel each name selects; a name whose kernel another name already selected is not
+# run again.
+runs=()
+seen=" "
 for core in $cores; do
     kernel=$(OPENBLAS_CORETYPE=$core "$python" -c "$probe" 2>/dev/null || echo "unknown")
-    if [[ "$seen" == *" $kernel "* ]]; then
+    if [ "$kernel" != unknown ] && [[ "$seen" == *" $kernel "* ]]; then
         rows+=("$(printf '%-12s %-12s %-7s %s' "$core" "$kernel" "-" "skipped: kernel $kernel already run")")
-        continue
+    else
+        seen="$seen$kernel "
+        runs+=("$core:$kernel")
     fi
-    seen="$seen$kernel "
-    for n in $threads; do
+done
+# Every kernel with the first thread count before any with the next, so that a run cut
+# short has covered the kernels first.
+for n in $threads; do
+    for run in "${runs[@]}"; do
+        core=${run%%:*} kernel=${run#*:}
         log="$log_dir/$core-$n.log"
         echo "== OPENBLAS_CORETYPE=$core ($kernel) OPENBLAS_NUM_THREADS=$n" >&2
         OPENBLAS_CORETYPE=$core OPENBLAS_NUM_THREADS=$n \
-            "$python" -m pytest -q -p no:cacheprovider "${marker[@]}" "${pytest_args[@]}" >"$log" 2>&1
+            "$python" -m pytest -q -p no:cacheprovider ${marker[@]+"${marker[@]}"} "${pytest_args[@]}" >"$log" 2>&1
         code=$?
         summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error)' "$log" | tail -1 | tr -d '=' | xargs)
-        failed=$(grep -E '^(FAILED|ERROR) ' "$log" | cut -d' ' -f2 | cut -d' ' -f1 | tr '\n' ' ')
+        failed=$(grep -E '^(FAILED|ERROR) ' "$log" | cut -d' ' -f2 | tr '\n' ' ')
         [ $code -ne 0 ] && status=1
         rows+=("$(printf '%-12s %-12s %-7s %s' "$core" "$kernel" "$n" "${summary:-exit $code} ${failed}")")
+        echo "   ${rows[-1]}" >&2
     done
 done
 
