@@ -155,10 +155,10 @@ print(f"loss {loss:.3f}; device reads in the step: {dict(fake_cupy.transfers)}")
 
 # %% [markdown]
 # Four reads (the loss with the finite checks, and range checks of the token ids and of
-# the loss's labels; README, "GPUs"). Here is the same step written the way one would on
-# the CPU, where reading a number costs nothing: check every gradient for inf/NaN one by
-# one, compute the gradient norm for clipping parameter by parameter as Python floats,
-# log the loss.
+# the loss's labels; `tutorials/running-on-a-gpu.md`, section 5). Here is the same step
+# written the way one would on the CPU, where reading a number costs nothing: check every
+# gradient for inf/NaN one by one, compute the gradient norm for clipping parameter by
+# parameter as Python floats, log the loss.
 
 # %%
 def naive_step(model, optimizer, images, tokens, max_norm=1.0):
@@ -187,7 +187,7 @@ print(f"{len(list(model.parameters()))} parameters; device reads: naive step {na
 # %% [markdown]
 # Each of those reads is a full stop of the pipeline of section 2; on the H100 the first
 # GPU version of miniclip spent 11 ms of a 59 ms tiny step on such per-parameter checks
-# (README, "GPUs"). The counts are what the test suite asserts on
+# (section 5 below). The counts are what the test suite asserts on
 # (`tests/test_train.py`), so a change that adds a read per parameter fails CI without a GPU.
 #
 # ## 4. Fused kernels: `backend.fuse`
@@ -335,15 +335,15 @@ with exercise("13b: a fused momentum update") as check:
 # %% [markdown]
 # ## 5. What a real GPU measured
 #
-# The README's GPU table, measured on one **NVIDIA H100 80GB** against OpenAI's PyTorch
-# model with the same weights and batch (CuPy 14.2, PyTorch 2.11; medians of 5 steps after
-# a warm-up). The miniclip figures are of the code **before the latest changes** (commit
-# 06a4875, `../shared/gpu/first-gpu-run.md`): the bucketed, fused AdamW and the single-read
-# checks of sections 3–4 came after that run and have not been timed on a GPU yet
-# (`python scripts/gpu_check.py` prints this table when they are).
+# Measured on one **NVIDIA H100 80GB** against OpenAI's PyTorch model with the same weights
+# and batch (CuPy 14.2, PyTorch 2.11; medians of 5 steps after a warm-up). The miniclip
+# figures are of its **first GPU version**, with per-parameter optimiser updates and checks:
+# the bucketed, fused AdamW and the single-read checks of sections 3–4 came after that run
+# and have not been timed on a GPU yet (`python scripts/gpu_check.py` prints this table
+# when they are; `docs/results.md`, "GPU").
 
 # %%
-measured = {   # measurement: (miniclip at 06a4875 in ms, PyTorch in ms, target ratio)
+measured = {   # measurement: (miniclip's first GPU version in ms, PyTorch in ms, target ratio)
     "tiny-vit step, batch 256": (40.0, 10.2, 1.5),
     "ViT-B/32 step, batch 128": (336, 193, 1.15),
     "ViT-B/32 step, mixed precision": (259, 70, 1.3),
@@ -356,7 +356,7 @@ ours, theirs, targets = (np.array([row[i] for row in measured.values()], dtype=f
                          for i in range(3))
 fig, axes = plt.subplots(1, 2, figsize=(14, 4), gridspec_kw={"width_ratios": [3, 2]})
 y = np.arange(len(labels))
-axes[0].barh(y - 0.2, ours, height=0.4, label="miniclip (commit 06a4875)")
+axes[0].barh(y - 0.2, ours, height=0.4, label="miniclip (first GPU version)")
 axes[0].barh(y + 0.2, theirs, height=0.4, label="PyTorch (OpenAI's clip/model.py)")
 axes[0].set(yticks=y, yticklabels=labels, xscale="log", xlabel="ms (log scale)")
 axes[0].invert_yaxis()
@@ -367,7 +367,7 @@ axes[1].set(yticks=y, yticklabels=[], xlabel="miniclip / PyTorch time")
 axes[1].invert_yaxis()
 axes[1].set_xlim(0, 7.5)
 axes[1].legend(loc="center right", fontsize=8)
-fig.suptitle("measured on one NVIDIA H100 80GB, with the code before the latest changes")
+fig.suptitle("measured on one NVIDIA H100 80GB, with miniclip's first GPU version")
 plt.tight_layout()
 plt.show()
 
