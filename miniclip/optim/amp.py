@@ -46,9 +46,10 @@ import contextlib
 
 import numpy as np
 
-from . import backend
-from .nn.layers import BatchNorm2d, LayerNorm
-from .optim import clip_grad_norm_, flat_grads, set_flat_grads
+from .. import backend
+from ..nn.layers import BatchNorm2d, LayerNorm
+from .buckets import flat_grads, set_flat_grads
+from .clipping import clip_grad_norm_
 
 # Parameters left in float32 by ``float16_parameters``: those of normalisation layers
 # (their statistics are computed in float32 anyway) and the learned temperature, whose
@@ -63,8 +64,9 @@ def keeps_float32(module, name):
 
 
 @contextlib.contextmanager
-def float16_parameters(model, dtype=np.float16, keep_float32=keeps_float32):
-    """Inside this block the model's floating parameters appear as float16 copies.
+def float16_parameters(model, dtype=np.float16, keep_float32=keeps_float32, enabled=True):
+    """Inside this block the model's floating parameters appear as float16 copies
+    (unless ``enabled`` is false: then it changes nothing, as a disabled ``GradScaler``).
 
     Each Parameter ``p`` for which ``keep_float32(module, name)`` is false is swapped,
     in its module, for ``p.to(dtype)`` — a differentiable cast — and swapped back on
@@ -75,7 +77,7 @@ def float16_parameters(model, dtype=np.float16, keep_float32=keeps_float32):
     token ids need no cast.
     """
     casts, swapped = {}, []
-    for _, module in model.named_modules():
+    for _, module in model.named_modules() if enabled else ():
         for name, param in module._parameters.items():
             if param is None or param.dtype.kind != "f" or keep_float32(module, name):
                 continue
