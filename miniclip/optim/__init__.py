@@ -22,7 +22,7 @@ together is ``miniclip/training/step.py``::
     scaler.update()
     optimizer.zero_grad()
 """
-from .amp import GradScaler, float16_parameters, mixed_precision_step
+from .amp import GradScaler, float16_parameters, mixed_precision_step, scaled_update
 from .buckets import BUCKET_ELEMENTS, buckets, flat_grads, set_flat_grads
 from .clipping import clip_grad_norm_
 from .optimizers import SGD, AdamW, Optimizer

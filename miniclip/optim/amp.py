@@ -183,12 +183,22 @@ class GradScaler:
 def mixed_precision_step(loss, optimizer, scaler, max_grad_norm=None):
     """Everything after the forward pass of one mixed-precision step (module docstring).
 
-    Back-propagates ``loss × S``, unscales the gradients, clips their global norm to
-    ``max_grad_norm`` (if given), steps unless a gradient overflowed, updates S and clears
-    the gradients. Returns ``(stepped, grad_norm)``; ``grad_norm`` is the norm of the
-    unscaled gradients before clipping (None when not clipping, inf/NaN on an overflow).
+    Back-propagates ``loss × S``, then ``scaled_update``. Returns ``(stepped, grad_norm)``;
+    ``grad_norm`` is the norm of the unscaled gradients before clipping (None when not
+    clipping, inf/NaN on an overflow).
     """
     scaler.scale(loss).backward()
+    return scaled_update(optimizer, scaler, max_grad_norm)
+
+
+def scaled_update(optimizer, scaler, max_grad_norm=None):
+    """The update from gradients of ``loss × S``: unscale them, clip their global norm to
+    ``max_grad_norm`` (if given), step unless a gradient overflowed, update S and clear
+    the gradients. Returns ``(stepped, grad_norm)`` as ``mixed_precision_step``.
+
+    The gradients may be changed between the backward pass and this, as long as they stay
+    scaled: data parallelism averages them over the processes there
+    (``miniclip/training/step.py``)."""
     scaler.unscale_(optimizer)
     grad_norm = None
     if max_grad_norm is not None:

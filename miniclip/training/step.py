@@ -8,11 +8,12 @@ In order::
     scaler.scale(loss).backward()       # gradients × S (S = 1 when the scaler is off)
     check_finite(model, step, loss)     # stop, naming the step, on an inf/NaN
     reduce_gradients(parameters)        # data parallelism: the mean over the ranks
-    scaler.unscale_(optimizer)          # ÷ S; an inf/NaN found here skips the step
-    clip_grad_norm_(parameters, max_grad_norm)
-    scaler.step(optimizer)              # optimizer.step() unless skipped
-    scaler.update()                     # halve S after an overflow, grow it after a run
-    optimizer.zero_grad()
+    scaled_update(optimizer, scaler, max_grad_norm):
+        scaler.unscale_(optimizer)      # ÷ S; an inf/NaN found here skips the step
+        clip_grad_norm_(parameters, max_grad_norm)
+        scaler.step(optimizer)          # optimizer.step() unless skipped
+        scaler.update()                 # halve S after an overflow, grow it after a run
+        optimizer.zero_grad()
     clamp_logit_scale_(model)           # the logit scale never exceeds 100
 
 There is one precision path: float32 training is the same step with a disabled
@@ -24,7 +25,7 @@ inf on every rank: they all skip the same steps and keep the same scale.
 import numpy as np
 
 from ..autograd import Tensor
-from ..optim import clip_grad_norm_, float16_parameters
+from ..optim import float16_parameters, scaled_update
 from .loss import clamp_logit_scale_, clip_loss
 from .state import check_finite
 
@@ -48,7 +49,6 @@ def train_step(model, optimizer, scaler, images, tokens, step, device, max_grad_
     # The token ids stay on the host: the text tower checks their range there, for free,
     # before copying them to the model's device.
     images = Tensor(images, device=device)
-    parameters = list(model.parameters())
     with float16_parameters(model, enabled=scaler.enabled):
         value = loss(model, images, tokens)   # float32: clip_loss upcasts float16 logits
     # Scaled float16 gradients overflow now and then by design: the scaler sees the inf,
@@ -59,12 +59,7 @@ def train_step(model, optimizer, scaler, images, tokens, step, device, max_grad_
         # weights are still good. Scaled gradients are the scaler's to judge.
         local = check_finite(model, step, value, gradients=not scaler.enabled)
         if reduce_gradients is not None:
-            reduce_gradients(parameters)
-        scaler.unscale_(optimizer)
-        if max_grad_norm:
-            clip_grad_norm_(parameters, max_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-    optimizer.zero_grad()
+            reduce_gradients(model.parameters())
+        scaled_update(optimizer, scaler, max_grad_norm or None)  # unscale, clip, step, zero
     clamp_logit_scale_(model)
     return local
