@@ -16,7 +16,7 @@ Two guarantees:
   crash while saving leaves the previous checkpoint intact, never half a file.
 
 ``check_finite(model, step, loss)`` is the per-step counterpart for plain float32
-training (mixed precision skips such steps instead, see ``amp.GradScaler``): it raises
+training (mixed precision skips such steps instead, see ``optim.GradScaler``): it raises
 ``NonFiniteError`` saying at which step and in which parameter values first became
 inf or NaN, which is where to start looking.
 """
