@@ -10,7 +10,7 @@ from tolerances import assert_close_to_round_off
 
 from miniclip import nn
 from miniclip.autograd import Tensor, no_grad
-from miniclip.gradcheck import gradcheck
+from miniclip.functional.gradcheck import gradcheck
 from miniclip.models import (
     CLIP,
     RELEASED_CONFIGS,

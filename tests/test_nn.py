@@ -8,7 +8,7 @@ from tolerances import assert_close_to_round_off
 
 from miniclip import nn
 from miniclip.autograd import Tensor
-from miniclip.gradcheck import gradcheck, randn_away_from
+from miniclip.functional.gradcheck import gradcheck, randn_away_from
 
 
 class Block(nn.Module):
