@@ -9,6 +9,8 @@ where the regions mark the library functions the assignments ask for
 (``export_student_edition``). In Python source the markers are comments, so the solution
 edition runs as it is.
 """
+import ast
+import fnmatch
 import pathlib
 import re
 import shutil
@@ -50,12 +52,47 @@ def student_code(text, where, stub="exercise {label}"):
 PACKAGE_STUB = "{label}: left out of the student edition of miniclip (write it in your submission)"
 
 
-def export_student_edition(out_dir):
+def cut_definitions(text, where, patterns, stub=PACKAGE_STUB):
+    """``text`` (Python source) with the body of every function or method whose qualified
+    name (``Tensor.backward``, ``_run_backward``) matches one of the ``fnmatch``
+    ``patterns`` replaced by ``raise NotImplementedError(<stub>)``; a class that matches has
+    every method cut. The names stay defined, so the module still imports, but their code
+    is not in the text. ``where`` names the text in the stub's label."""
+    tree = ast.parse(text)
+    lines = text.splitlines()
+    bodies = []                                   # (first line, last line, column), 0-based
+
+    def visit(nodes, prefix, inside_match):
+        for node in nodes:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = prefix + node.name
+                matched = inside_match or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+                if isinstance(node, ast.ClassDef):
+                    visit(node.body, name + ".", matched)
+                elif matched:
+                    first = node.body[0]
+                    bodies.append((first.lineno - 1, node.end_lineno - 1, first.col_offset,
+                                   name))
+    visit(tree.body, "", False)
+    for first, last, column, name in sorted(bodies, reverse=True):
+        message = stub.format(label=f"{where}:{name}")
+        head = lines[first][:column] if column and lines[first][:column].strip() else \
+            " " * column
+        lines[first:last + 1] = [f"{head}raise NotImplementedError({message!r})"]
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+
+
+def export_student_edition(out_dir, absent=()):
     """Copy the installed miniclip package to ``out_dir/miniclip`` with every solution region
     of its source cut to a stub (``PACKAGE_STUB``); return the paths of the files cut.
 
-    Only the marked function bodies change, so the copy imports and everything unmarked
-    runs; a student given this copy finds no answer to an assignment in the library.
+    ``absent`` lists more definitions to cut, as ``"package.module:pattern"`` (a package
+    stands for each of its modules; ``pattern`` as in ``cut_definitions``): the grader
+    cuts the op an assignment asks for, the engine that would differentiate it and the
+    finite differences, so that a submission finds neither the answer nor a way to it.
+
+    Only the marked bodies change, so the copy imports and everything unmarked runs; a
+    student given this copy finds no answer to an assignment in the library.
     """
     package = pathlib.Path(__file__).resolve().parent.parent
     target = pathlib.Path(out_dir) / "miniclip"
@@ -63,7 +100,13 @@ def export_student_edition(out_dir):
     cut = []
     for path in sorted(target.rglob("*.py")):
         text = path.read_text("utf-8")
+        module = ".".join(path.relative_to(target.parent).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        patterns = [pattern for owner, _, pattern in (a.partition(":") for a in absent)
+                    if module == owner or module.startswith(owner + ".")]
         student = student_code(text, str(path.relative_to(target.parent)), PACKAGE_STUB) + "\n"
+        if patterns:
+            student = cut_definitions(student, module, patterns)
         if student != text:
             path.write_text(student, "utf-8")
             cut.append(path)
