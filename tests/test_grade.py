@@ -3,7 +3,7 @@ on every assignment in ``assignments/``: the starter scores 0, the reference sol
 marks, a subtle mistake loses exactly its part, an endless loop is a timeout within the
 limit, and calling the library's op scores 0 on that part. Then the ways a submission can
 fail, the report, the handout, the Gradescope autograder and the student edition of the
-package."""
+package. (tests/test_grade_redteam.py: the submissions that try to cheat.)"""
 import dataclasses
 import json
 import os
@@ -28,8 +28,8 @@ ASSIGNMENTS = {path.parent.name: assignments.load(path.parent)
 
 #: assignment -> (the part a subtle mistake costs, the solution's line, the mistaken line)
 MISTAKES = {
-    "linear_softmax": ("1b", "return gy @ w, rows_gy.T @ rows_x,",      # dL/dw transposed
-                       "return gy @ w, rows_x.T @ rows_gy,"),
+    "linear_softmax": ("1b", "return rows_gy.T @ rows_x,",              # dL/dw transposed
+                       "return rows_x.T @ rows_gy,"),
     "layer_norm": ("2c", "gx = rstd * (g - g.mean(axis=-1, keepdims=True)\n"   # statistics
                          "                 - xhat * (g * xhat).mean(axis=-1, keepdims=True))",
                    "gx = rstd * (g - g.mean(axis=-1, keepdims=True))"),    # taken as constants
@@ -160,8 +160,9 @@ def test_an_endless_loop_is_a_timeout_within_the_limit(name, tmp_path):
 def test_calling_the_librarys_op_scores_zero_on_that_part(name, tmp_path):
     part, body = LIBRARY_CALLS[name]
     results = graded(name, tmp_path, with_region(name, part, body))
-    assert results[part].status == "disabled", results[part]
-    assert "is switched off while grading" in results[part].feedback
+    assert results[part].status == "library", results[part]
+    assert "which is left out while grading: this part must be your own code" in \
+        results[part].feedback
     assert all(r.status == "passed" for p, r in results.items() if p != part)
 
 
@@ -180,8 +181,9 @@ def test_an_error_exit_and_crash_are_reported_per_part_with_the_line(tmp_path):
     line = text.splitlines().index("    raise ValueError('oops')") + 1
     assert results["1c"].feedback == (f"your code raised ValueError: oops "
                                       f"(line {line} of linear_softmax.py)")
-    assert results["1a"].status == results["1b"].status == "exited"
-    assert results["1a"].feedback.startswith("your code called exit(3) (line ")
+    assert results["1b"].status == "exited"
+    assert results["1b"].feedback.startswith("your code called exit(3) (line ")
+    assert results["1a"].status == "passed"          # its own function: no shared crash
     crash = graded("linear_softmax", tmp_path, "import os\nos._exit(7)\n")
     assert {r.feedback for r in crash.values()} == {
         "the process ended (exit code 7) before the checks finished: does your code call "
@@ -206,6 +208,20 @@ def test_the_report_names_the_part_and_the_worst_element_without_the_answer(tmp_
                         r"differ; the worst at index \(\d, \d\): expected -?[\d.e-]+, got "
                         r"-?[\d.e-]+ \(\|difference\| [\d.e-]+, allowed [\d.e-]+\)", lines[3])
     assert lines[-1] == "score: 5 / 10"
+
+
+def test_grading_works_from_any_directory_and_a_wrong_path_is_one_line(tmp_path):
+    path = tmp_path / "bpe.py"
+    path.write_text(solution("bpe"), "utf-8")
+    program = [sys.executable, "-m", "miniclip.grade"]
+    done = subprocess.run(program + ["bpe", str(path)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "score: 10 / 10", done
+    wrong = subprocess.run(program + ["bpe", str(tmp_path / "bp.py")], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+    assert (wrong.returncode, wrong.stderr) == (
+        2, f"python -m miniclip.grade: no file {tmp_path / 'bp.py'}: give the path of your "
+           "bpe.py\n")
 
 
 def test_the_handout_has_the_starter_the_public_tests_and_no_solution(tmp_path):
@@ -245,8 +261,11 @@ def test_the_gradescope_zip_holds_the_scripts_the_package_and_the_assignment(tmp
         script = archive.read("run_autograder").decode()
     assert {"setup.sh", "run_autograder", "requirements.txt", "miniclip/__init__.py",
             "miniclip/grade.py", "assignment/attention/rubric.json",
-            "assignment/attention/hidden_tests.py",
-            "assignment/attention/solution.py"} <= names
+            "assignment/attention/hidden_tests.py"} <= names
+    assert not any(name.endswith("solution.py") for name in names)
+    with zipfile.ZipFile(path) as archive:
+        assert not any(re.search(rb"^ *# BEGIN SOLUTION ", archive.read(name), re.MULTILINE)
+                       for name in names)
     assert not any("__pycache__" in name for name in names)
     assert modes["setup.sh"] & 0o111 and modes["run_autograder"] & 0o111
     assert '"$root/submission/attention.py"' in script
@@ -276,6 +295,8 @@ def test_run_autograder_writes_gradescope_results(tmp_path):
 
 def test_the_student_edition_imports_its_stubs_name_the_assignment_and_the_rest_works(tmp_path):
     assert main(["export-student", str(tmp_path)]) == 0
+    assert (tmp_path / "notebooks" / "student" / "01_autograd.ipynb").is_file()
+    assert (tmp_path / "assignments" / "bpe" / "test_bpe.py").is_file()
     program = """
 import numpy as np
 import miniclip, miniclip.functional as F

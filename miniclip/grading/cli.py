@@ -3,12 +3,14 @@
     python -m miniclip.grade ASSIGNMENT SUBMISSION.py [--time-limit S] [--gradescope RESULTS.json]
     python -m miniclip.grade handout ASSIGNMENT OUT_DIR       the handout, starter, public tests
     python -m miniclip.grade autograder ASSIGNMENT OUT.zip    a Gradescope autograder
-    python -m miniclip.grade export-student OUT_DIR           miniclip without the answers
+    python -m miniclip.grade export-student OUT_DIR           the student distribution
 
-ASSIGNMENT is an assignment folder, or a name in ``./assignments/`` (run from the
-repository's root). Grading prints a line per part (score and feedback) and the total;
+ASSIGNMENT is an assignment folder, or a name in ``./assignments/`` or in the
+``assignments/`` beside the installed package (so it works from any directory of a
+clone). Grading prints a line per part (score and feedback) and the total;
 ``--gradescope`` also writes the results in Gradescope's ``results.json`` format. The exit
-status is 0 whenever the submission was graded, whatever its score.
+status is 0 whenever the submission was graded, whatever its score; 2, with one line on
+stderr, for an assignment or a file that is not there.
 """
 import argparse
 import json
@@ -17,15 +19,23 @@ import sys
 
 from . import assignment as assignments
 from .autograder import build_zip
-from .solutions import export_student_edition
+from .distribution import export_student_distribution
 
 COMMANDS = ("handout", "autograder", "export-student")
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in COMMANDS:
-        return _command(argv)
+    try:
+        if argv and argv[0] in COMMANDS:
+            return _command(argv)
+        return _grade(argv)
+    except FileNotFoundError as error:
+        print(f"python -m miniclip.grade: {error}", file=sys.stderr)
+        return 2
+
+
+def _grade(argv):
     parser = argparse.ArgumentParser(prog="python -m miniclip.grade", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("assignment", help="an assignment folder, or its name in ./assignments")
@@ -36,6 +46,9 @@ def main(argv=None):
                         help="also write the results there in Gradescope's format")
     args = parser.parse_args(argv)
     assignment = assignments.find(args.assignment)
+    if not pathlib.Path(args.submission).is_file():
+        raise FileNotFoundError(f"no file {args.submission}: give the path of your "
+                                f"{assignment.submission}")
     results = assignments.grade(assignment, args.submission, args.time_limit)
     print(assignments.report(assignment, results))
     if args.gradescope:
@@ -51,8 +64,7 @@ def _command(argv):
     if command == "export-student":
         parser.add_argument("out_dir")
         args = parser.parse_args(rest)
-        for path in export_student_edition(args.out_dir):
-            print(f"cut the solutions out of {path}")
+        print(f"wrote the student distribution to {export_student_distribution(args.out_dir)}")
         return 0
     parser.add_argument("assignment")
     parser.add_argument("out", help="a folder (handout) or a .zip file (autograder)")
