@@ -19,7 +19,6 @@ import os
 import pathlib
 import select
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -221,4 +220,4 @@ def protect_this_process():
 
 
 __all__ = ["ALWAYS_ABSENT", "PartEnded", "Sandbox", "Submission", "protect_this_process",
-           "run_part", "stat"]
+           "run_part"]

@@ -30,7 +30,8 @@ from . import wire
 
 #: Standard-library modules loaded before the chroot, where a submission can no longer
 #: load modules from outside its folder.
-PRELOADED = ("collections", "copy", "dataclasses", "functools", "heapq", "itertools",
+PRELOADED = ("collections", "copy", "dataclasses", "fnmatch", "functools", "glob", "heapq",
+             "itertools",
              "math", "numbers", "operator", "random", "re", "string", "typing", "linecache",
              "tokenize", "traceback", "numpy.linalg", "numpy.fft", "numpy.random",
              "miniclip", "miniclip.tokenizer.bpe", "miniclip.training.loss")
