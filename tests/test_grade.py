@@ -28,16 +28,16 @@ ASSIGNMENTS = {path.parent.name: assignments.load(path.parent)
 
 #: assignment -> (the part a subtle mistake costs, the solution's line, the mistaken line)
 MISTAKES = {
-    "linear_softmax": ("1b", "return rows_gy.T @ rows_x,",              # dL/dw transposed
+    "linear_softmax": ("A1b", "return rows_gy.T @ rows_x,",              # dL/dw transposed
                        "return rows_x.T @ rows_gy,"),
-    "layer_norm": ("2c", "gx = rstd * (g - g.mean(axis=-1, keepdims=True)\n"   # statistics
+    "layer_norm": ("A2c", "gx = rstd * (g - g.mean(axis=-1, keepdims=True)\n"   # statistics
                          "                 - xhat * (g * xhat).mean(axis=-1, keepdims=True))",
                    "gx = rstd * (g - g.mean(axis=-1, keepdims=True))"),    # taken as constants
-    "im2col": ("3d", "gw = (g @ cols.T).reshape(weight.shape)",          # the kernel's axes
+    "im2col": ("A3d", "gw = (g @ cols.T).reshape(weight.shape)",          # the kernel's axes
                "gw = (cols @ g.T).reshape(weight.shape)"),               # in the wrong order
-    "attention": ("4a", "np.full((length, length), -np.inf), k=1)",      # hides the diagonal:
+    "attention": ("A4a", "np.full((length, length), -np.inf), k=1)",      # hides the diagonal:
                   "np.full((length, length), -np.inf), k=0)"),           # off by one
-    "bpe": ("5a", "merged, i = [], 0\n"                                 # overlapping pairs
+    "bpe": ("A5a", "merged, i = [], 0\n"                                 # overlapping pairs
                   "    while i < len(symbols):\n"                         # taken from the left
                   "        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == tuple(pair):\n"
                   "            merged.append(symbols[i] + symbols[i + 1])\n"
@@ -53,35 +53,35 @@ MISTAKES = {
             "        else:\n"
             "            merged.insert(0, symbols[i])\n"
             "            i -= 1"),
-    "clip_adamw": ("6c", "m_hat, v_hat = m / (1 - beta1 ** step), v / (1 - beta2 ** step)",
+    "clip_adamw": ("A6c", "m_hat, v_hat = m / (1 - beta1 ** step), v / (1 - beta2 ** step)",
                    "m_hat, v_hat = m, v"),                               # no bias correction
 }
-MISTAKES["im2col_col2im"] = ("3b", "padded[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride] += \\",
+MISTAKES["im2col_col2im"] = ("A3b", "padded[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride] += \\",
                              "padded[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride] = \\")
 
 #: assignment -> the part whose solution region an endless loop replaces
-LOOPS = {"linear_softmax": "1c", "layer_norm": "2a", "im2col": "3a", "attention": "4a",
-         "bpe": "5b", "clip_adamw": "6c"}
+LOOPS = {"linear_softmax": "A1c", "layer_norm": "A2a", "im2col": "A3a", "attention": "A4a",
+         "bpe": "A5b", "clip_adamw": "A6c"}
 
 #: assignment -> (a part, a body for it that calls the library's op instead)
 LIBRARY_CALLS = {
-    "linear_softmax": ("1c", "import miniclip, miniclip.functional as F\n"
+    "linear_softmax": ("A1c", "import miniclip, miniclip.functional as F\n"
                              "x = miniclip.Tensor(np.log(y), requires_grad=True)\n"
                              "F.softmax(x, dim=axis).backward(gy)\n"
                              "return x.grad"),
-    "layer_norm": ("2a", "import miniclip, miniclip.functional as F\n"
+    "layer_norm": ("A2a", "import miniclip, miniclip.functional as F\n"
                          "t = [miniclip.Tensor(a) for a in (x, w, b)]\n"
                          "return F.layer_norm(t[0], (x.shape[-1],), t[1], t[2], eps).numpy()"),
-    "im2col": ("3c", "import miniclip, miniclip.functional as F\n"
+    "im2col": ("A3c", "import miniclip, miniclip.functional as F\n"
                      "t = [miniclip.Tensor(a) for a in (x, weight, bias)]\n"
                      "return F.conv2d(*t, stride=stride, padding=padding).numpy()"),
-    "attention": ("4b", "from miniclip import Tensor\n"
+    "attention": ("A4b", "from miniclip import Tensor\n"
                         "from miniclip.nn.attention import scaled_dot_product_attention as sdpa\n"
                         "out, weights = sdpa(Tensor(q), Tensor(k), Tensor(v), mask, True)\n"
                         "return out.numpy(), weights.numpy()"),
-    "bpe": ("5d", "from miniclip.tokenizer.bpe import apply_merges as library\n"
+    "bpe": ("A5d", "from miniclip.tokenizer.bpe import apply_merges as library\n"
                   "return library(list(symbols), {tuple(p): r for r, p in enumerate(merges)})"),
-    "clip_adamw": ("6a", "from miniclip import Tensor\n"
+    "clip_adamw": ("A6a", "from miniclip import Tensor\n"
                          "from miniclip.training.loss import clip_loss_from_features as loss\n"
                          "import numpy as np\n"
                          "eye = [Tensor(np.eye(a.shape[1])) for a in (image_features, text_features)]\n"
@@ -174,16 +174,16 @@ def test_the_library_is_back_in_the_grader_after_grading(tmp_path):
 
 
 def test_an_error_exit_and_crash_are_reported_per_part_with_the_line(tmp_path):
-    text = with_region("linear_softmax", "1c", "raise ValueError('oops')")
+    text = with_region("linear_softmax", "A1c", "raise ValueError('oops')")
     text = text.replace("    rows_gy = gy.reshape(-1, gy.shape[-1])",
                         "    import sys\n    sys.exit(3)\n    rows_gy = 0")
     results = graded("linear_softmax", tmp_path, text)
     line = text.splitlines().index("    raise ValueError('oops')") + 1
-    assert results["1c"].feedback == (f"your code raised ValueError: oops "
+    assert results["A1c"].feedback == (f"your code raised ValueError: oops "
                                       f"(line {line} of linear_softmax.py)")
-    assert results["1b"].status == "exited"
-    assert results["1b"].feedback.startswith("your code called exit(3) (line ")
-    assert results["1a"].status == "passed"          # its own function: no shared crash
+    assert results["A1b"].status == "exited"
+    assert results["A1b"].feedback.startswith("your code called exit(3) (line ")
+    assert results["A1a"].status == "passed"          # its own function: no shared crash
     crash = graded("linear_softmax", tmp_path, "import os\nos._exit(7)\n")
     assert {r.feedback for r in crash.values()} == {
         "the process ended (exit code 7) before the checks finished: does your code call "
@@ -202,9 +202,9 @@ def test_the_report_names_the_part_and_the_worst_element_without_the_answer(tmp_
     assert main([str(ASSIGNMENTS["layer_norm"].folder), str(path), "--time-limit", "30"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "Assignment 2: layer normalisation, forward and backward"
-    assert lines[1].split() == ["2a", "the", "forward", "pass", "2", "/", "2", "passed", "(5",
+    assert lines[1].split() == ["A2a", "the", "forward", "pass", "2", "/", "2", "passed", "(5",
                                 "checks)"]
-    assert re.fullmatch(r"  2c   dL/dx +0 / 5  dL/dx for x \(3, 4\): \d+ of 12 elements "
+    assert re.fullmatch(r"  A2c  dL/dx +0 / 5  dL/dx for x \(3, 4\): \d+ of 12 elements "
                         r"differ; the worst at index \(\d, \d\): expected -?[\d.e-]+, got "
                         r"-?[\d.e-]+ \(\|difference\| [\d.e-]+, allowed [\d.e-]+\)", lines[3])
     assert lines[-1] == "score: 5 / 10"
@@ -228,7 +228,7 @@ def test_the_handout_has_the_starter_the_public_tests_and_no_solution(tmp_path):
     written = assignments.write_handout(ASSIGNMENTS["bpe"], tmp_path)
     assert sorted(p.name for p in written) == ["bpe.py", "handout.md", "test_bpe.py"]
     starter = (tmp_path / "bpe.py").read_text("utf-8")
-    assert "raise NotImplementedError('5c: learn_merges: not written yet')" in starter
+    assert "raise NotImplementedError('A5c: learn_merges: not written yet')" in starter
     assert "heapq" not in starter and "i += 2" not in starter
 
 
@@ -250,6 +250,43 @@ def test_the_public_tests_pass_on_the_solutions_and_fail_on_the_starters(tmp_pat
     assert f"{count} passed" in runs["solution"], runs["solution"]
     assert f"{count} failed" in runs["starter"], runs["starter"]
     assert runs["starter"].count("not done yet") >= count
+
+
+#: The mistakes the handouts warn about: (assignment, the part, the solution's line, the
+#: mistaken line). Each must fail a public test, whose message names the part.
+PUBLIC_MISTAKES = {
+    "linear_2d_only": ("linear_softmax", "A1b", "rows_gy = gy.reshape(-1, gy.shape[-1])",
+                       "rows_gy = gy"),
+    "linear_transpose": ("linear_softmax", "A1b", "return rows_gy.T @ rows_x,",
+                         "return rows_x.T @ rows_gy,"),
+    "softmax_last_axis": ("linear_softmax", "A1c", "(gy * y).sum(axis=axis, keepdims=True)",
+                          "(gy * y).sum(axis=-1, keepdims=True)"),
+    "layer_norm_2d_only": ("layer_norm", "A2b", "leading = tuple(range(x.ndim - 1))",
+                           "leading = (0,)"),
+    "layer_norm_constant_statistics": ("layer_norm", "A2c", *MISTAKES["layer_norm"][1:]),
+    "attention_without_scale": ("attention", "A4b", "np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])",
+                                "np.swapaxes(k, -1, -2)"),
+    "conv_weight_transpose": ("im2col", "A3d", *MISTAKES["im2col"][1:]),
+}
+
+
+def test_each_mistake_a_handout_warns_about_fails_a_public_test_of_its_part(tmp_path):
+    runs = {}
+    for mistake, (name, _, right, wrong) in PUBLIC_MISTAKES.items():
+        assert solution(name).count(right) == 1, mistake
+        folder = tmp_path / mistake
+        assignments.write_handout(ASSIGNMENTS[name], folder)
+        (folder / ASSIGNMENTS[name].submission).write_text(solution(name).replace(right, wrong),
+                                                           "utf-8")
+        runs[mistake] = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+             "--rootdir", str(folder), str(folder)], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for mistake, run in runs.items():
+        output = run.communicate(timeout=300)[0]
+        part = PUBLIC_MISTAKES[mistake][1]
+        assert run.returncode == 1, f"{mistake}: the public tests pass\n{output}"
+        assert f"exercise {part}: " in output, f"{mistake}: no message names {part}\n{output}"
 
 
 def test_the_gradescope_zip_holds_the_scripts_the_package_and_the_assignment(tmp_path):
@@ -288,8 +325,8 @@ def test_run_autograder_writes_gradescope_results(tmp_path):
     results = json.loads((root / "results" / "results.json").read_text("utf-8"))
     assert results["score"] == 6
     assert [(t["name"], t["score"], t["max_score"]) for t in results["tests"]] == [
-        ("6a the loss", 3, 3), ("6b dL/dlogits in closed form", 3, 3),
-        ("6c the AdamW update", 0, 4)]
+        ("A6a the loss", 3, 3), ("A6b dL/dlogits in closed form", 3, 3),
+        ("A6c the AdamW update", 0, 4)]
     assert results["tests"][2]["output"].startswith("theta after step 1: ")
 
 

@@ -42,7 +42,7 @@ def attack(name, part, body, tmp_path, time_limit_s=30):
 
 
 def test_the_graders_own_finite_differences_are_not_there(tmp_path):
-    result = attack("linear_softmax", "1c", (
+    result = attack("linear_softmax", "A1c", (
         "from miniclip.grading import numerical_gradients\n"
         "x = np.log(y)\n"
         "return numerical_gradients(lambda x: softmax_forward(x, axis), (x,), gy)[0]"),
@@ -52,7 +52,7 @@ def test_the_graders_own_finite_differences_are_not_there(tmp_path):
 
 
 def test_running_the_autograd_engine_directly_finds_no_engine(tmp_path):
-    result = attack("linear_softmax", "1c", (
+    result = attack("linear_softmax", "A1c", (
         "import miniclip\n"
         "from miniclip import autograd\n"
         "x = miniclip.Tensor(np.log(y), requires_grad=True)\n"
@@ -64,7 +64,7 @@ def test_running_the_autograd_engine_directly_finds_no_engine(tmp_path):
 
 
 def test_reloading_the_library_brings_nothing_back(tmp_path):
-    result = attack("attention", "4b", (
+    result = attack("attention", "A4b", (
         "import importlib\n"
         "import miniclip.nn.attention as library\n"
         "importlib.reload(library)\n"
@@ -76,7 +76,7 @@ def test_reloading_the_library_brings_nothing_back(tmp_path):
 
 
 def test_the_solution_file_is_nowhere_near_the_submission(tmp_path):
-    result = attack("linear_softmax", "1a", (
+    result = attack("linear_softmax", "A1a", (
         "import glob, importlib.util, os, miniclip\n"
         "top = os.path.dirname(os.path.dirname(miniclip.__file__))\n"
         "found = glob.glob(top + '/**/solution.py', recursive=True)\n"
@@ -89,7 +89,7 @@ def test_the_solution_file_is_nowhere_near_the_submission(tmp_path):
 
 
 def test_finite_differences_written_in_the_submission_fail_on_precision(tmp_path):
-    result = attack("linear_softmax", "1c", (
+    result = attack("linear_softmax", "A1c", (
         "x, grad = np.log(y), np.zeros_like(y)\n"
         "for i in np.ndindex(x.shape):\n"
         "    up, down = x.copy(), x.copy()\n"
@@ -102,7 +102,7 @@ def test_finite_differences_written_in_the_submission_fail_on_precision(tmp_path
 
 
 def test_exact_complex_steps_element_by_element_run_out_of_time(tmp_path):
-    result = attack("linear_softmax", "1a", (
+    result = attack("linear_softmax", "A1a", (
         "x = np.zeros(gy.shape[:-1] + w.shape[1:])\n"
         "grad = np.zeros_like(x)\n"
         "for i in np.ndindex(x.shape):\n"
@@ -114,7 +114,7 @@ def test_exact_complex_steps_element_by_element_run_out_of_time(tmp_path):
 
 
 def test_patching_the_checker_changes_nothing_here(tmp_path):
-    attack("layer_norm", "2a", (
+    attack("layer_norm", "A2a", (
         "import miniclip.grading.checks as checks\n"
         "checks.Check.close = lambda *args, **kwargs: None\n"
         "checks.ExerciseError = type('Nothing', (Exception,), {})\n"
@@ -122,34 +122,34 @@ def test_patching_the_checker_changes_nothing_here(tmp_path):
 
 
 def test_exiting_at_import_or_during_a_call_scores_nothing(tmp_path):
-    at_import = score("bpe", "5a", "import os\nos._exit(0)\n", tmp_path)
+    at_import = score("bpe", "A5a", "import os\nos._exit(0)\n", tmp_path)
     assert (at_import.status, at_import.score) == ("exited", 0)
-    during = attack("bpe", "5a", "import os\nos._exit(0)", tmp_path)
+    during = attack("bpe", "A5a", "import os\nos._exit(0)", tmp_path)
     assert during.status == "exited"
 
 
 def test_huge_output_and_a_huge_answer_are_cut_short(tmp_path, monkeypatch):
-    printed = attack("bpe", "5b", "print('x' * 10 ** 8)\nreturn {}", tmp_path)
+    printed = attack("bpe", "A5b", "print('x' * 10 ** 8)\nreturn {}", tmp_path)
     assert printed.status == "failed"
     monkeypatch.setattr(wire, "MAX_MESSAGE_BYTES", 2 ** 20)    # the grader's side of it
-    returned = attack("bpe", "5b", "import numpy\nreturn {('a', 'b'): numpy.zeros(10 ** 6)}",
+    returned = attack("bpe", "A5b", "import numpy\nreturn {('a', 'b'): numpy.zeros(10 ** 6)}",
                       tmp_path)
     assert returned.status == "error" and "more than 1 MiB" in returned.feedback
 
 
 def test_a_submission_can_neither_fork_nor_write_a_file(tmp_path):
     target = tmp_path / "results.json"
-    result = attack("bpe", "5b", (
+    result = attack("bpe", "A5b", (
         "import os\n"
         f"open({str(target)!r}, 'w').write('{{\"score\": 10}}')\n"
         "return {}"), tmp_path)
     assert result.status == "error" and not (target.exists() and target.read_text())
-    forked = attack("bpe", "5b", "import os\nos.fork()\nreturn {}", tmp_path)
+    forked = attack("bpe", "A5b", "import os\nos.fork()\nreturn {}", tmp_path)
     assert forked.status == "error" and "BlockingIOError" in forked.feedback
 
 
 def test_asking_the_grader_for_a_reference_it_does_not_give(tmp_path):
-    result = attack("im2col", "3b", (
+    result = attack("im2col", "A3b", (
         "import gc\n"
         "channel = next(o for o in gc.get_objects() if type(o).__name__ == '_Channel')\n"
         "channel.send(callback='col2im', args=[cols, x_shape, kh, kw, stride, padding],\n"
@@ -161,7 +161,7 @@ def test_asking_the_grader_for_a_reference_it_does_not_give(tmp_path):
 @AS_ROOT
 def test_the_repository_on_disk_is_out_of_reach(tmp_path):
     known = ROOT / "assignments" / "layer_norm"
-    result = attack("layer_norm", "2a", (
+    result = attack("layer_norm", "A2a", (
         "import importlib.util\n"
         f"spec = importlib.util.spec_from_file_location('h', {str(known / 'solution.py')!r})\n"
         "module = importlib.util.module_from_spec(spec)\n"
@@ -172,7 +172,7 @@ def test_the_repository_on_disk_is_out_of_reach(tmp_path):
 
 @AS_ROOT
 def test_the_graders_process_cannot_be_read_through_proc(tmp_path):
-    result = attack("layer_norm", "2a", (
+    result = attack("layer_norm", "A2a", (
         "import os\n"
         "parent = os.getppid()\n"
         "text = open(f'/proc/{parent}/cmdline', 'rb').read()\n"
@@ -183,7 +183,7 @@ def test_the_graders_process_cannot_be_read_through_proc(tmp_path):
 
 @AS_ROOT
 def test_reimporting_miniclip_from_elsewhere_finds_nothing(tmp_path):
-    result = attack("layer_norm", "2a", (
+    result = attack("layer_norm", "A2a", (
         "import sys\n"
         "for name in [n for n in sys.modules if n.startswith('miniclip')]:\n"
         "    del sys.modules[name]\n"
@@ -204,7 +204,7 @@ def test_the_network_is_unreachable(tmp_path):
     thread = threading.Thread(target=lambda: accepted.append(_accept(server)))
     thread.start()
     try:
-        result = attack("bpe", "5b", (
+        result = attack("bpe", "A5b", (
             "import socket\n"
             f"socket.create_connection(('127.0.0.1', {port}), timeout=2).recv(1)\n"
             "return {}"), tmp_path)
@@ -230,7 +230,7 @@ def _accept(server):
 def test_the_tests_here_attack_the_reference_solutions_parts(tmp_path):
     """The attacks above replace a part of the reference solution, which scores full marks
     on that part as it is (so each 0 above is the attack's doing)."""
-    for name, part in (("linear_softmax", "1c"), ("bpe", "5b"), ("layer_norm", "2a")):
+    for name, part in (("linear_softmax", "A1c"), ("bpe", "A5b"), ("layer_norm", "A2a")):
         assert score(name, part, solution(name), tmp_path).status == "passed"
     assert pathlib.Path(sys.executable).exists()
 

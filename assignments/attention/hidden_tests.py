@@ -45,7 +45,7 @@ def _attention_given(q, k, v, mask=None):
     return weights @ v, weights
 
 
-#: What part 4d is given: its own attention, split and merge, batched.
+#: What part A4d is given: its own attention, split and merge, batched.
 GIVEN = {"scaled_dot_product_attention": _attention_given, "split_heads": _split_heads_given,
          "merge_heads": _merge_heads_given}
 

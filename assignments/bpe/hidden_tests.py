@@ -62,7 +62,7 @@ def _apply_merges(symbols, merges):
     return symbols
 
 
-#: What parts 5c and 5d are given.
+#: What parts A5c and A5d are given.
 GIVEN = {"merge_pair": _merge_pair,
          "count_pairs": lambda word_counts: _pair_counts(word_counts.items())}
 

@@ -18,7 +18,7 @@ def im2col(x, kh, kw, stride=1, padding=0):
     """The windows of x [N, C, H, W] as columns: cols [C * kh * kw, N * Ho * Wo] with
     cols[(c, i, j), (n, r, s)] = x_padded[n, c, r * stride + i, s * stride + j]
     (both index tuples flattened in C order)."""
-    # BEGIN SOLUTION 3a: im2col
+    # BEGIN SOLUTION A3a: im2col
     n, c, h, w = x.shape
     ho, wo = output_size(h, kh, stride, padding), output_size(w, kw, stride, padding)
     padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
@@ -34,7 +34,7 @@ def im2col(x, kh, kw, stride=1, padding=0):
 def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
     """The adjoint of im2col: add every entry of cols back onto the pixel of x it was copied
     from (a pixel in several windows gets the sum); returns an array of ``x_shape``."""
-    # BEGIN SOLUTION 3b: col2im
+    # BEGIN SOLUTION A3b: col2im
     n, c, h, w = x_shape
     ho, wo = output_size(h, kh, stride, padding), output_size(w, kw, stride, padding)
     windows = cols.reshape(c, kh, kw, n, ho, wo)
@@ -50,7 +50,7 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
 def conv2d_forward(x, weight, bias, stride=1, padding=0):
     """y [N, O, Ho, Wo] = the cross-correlation of x with each kernel, plus bias [O]: one
     matrix product with im2col's columns."""
-    # BEGIN SOLUTION 3c: conv2d_forward
+    # BEGIN SOLUTION A3c: conv2d_forward
     out_ch, _, kh, kw = weight.shape
     n, _, h, w = x.shape
     ho, wo = output_size(h, kh, stride, padding), output_size(w, kw, stride, padding)
@@ -62,7 +62,7 @@ def conv2d_forward(x, weight, bias, stride=1, padding=0):
 def conv2d_backward(x, weight, gy, stride=1, padding=0):
     """The gradients through y = conv2d_forward(x, weight, bias, stride, padding), given
     gy = dL/dy [N, O, Ho, Wo]: returns (dL/dx, dL/dweight, dL/dbias)."""
-    # BEGIN SOLUTION 3d-3e: conv2d_backward
+    # BEGIN SOLUTION A3d-A3e: conv2d_backward
     out_ch, _, kh, kw = weight.shape
     g = gy.transpose(1, 0, 2, 3).reshape(out_ch, -1)             # [O, N Ho Wo]
     cols = im2col(x, kh, kw, stride, padding)                    # [C kh kw, N Ho Wo]

@@ -10,7 +10,7 @@ import numpy as np
 def layer_norm_forward(x, w, b, eps=1e-5):
     """y = xhat * w + b with xhat = (x - mean) / sqrt(var + eps), mean and (biased) var
     over the last axis."""
-    # BEGIN SOLUTION 2a: layer_norm_forward
+    # BEGIN SOLUTION A2a: layer_norm_forward
     mean, var = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
     return (x - mean) / np.sqrt(var + eps) * w + b
     # END SOLUTION
@@ -22,7 +22,7 @@ def layer_norm_backward(x, w, gy, eps=1e-5):
     Returns (dL/dx [..., D], dL/dw [D], dL/db [D]). Remember that the mean and the
     variance are functions of x too.
     """
-    # BEGIN SOLUTION 2b-2c: layer_norm_backward
+    # BEGIN SOLUTION A2b-A2c: layer_norm_backward
     mean, var = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
     rstd = 1.0 / np.sqrt(var + eps)
     xhat = (x - mean) * rstd

@@ -15,7 +15,7 @@ def linear_forward(x, w, b):
 def linear_input_gradient(w, gy):
     """dL/dx [..., in] of y = linear_forward(x, w, b), given w [out, in] and gy = dL/dy
     [..., out]. gy may have any number of leading axes."""
-    # BEGIN SOLUTION 1a: linear_input_gradient
+    # BEGIN SOLUTION A1a: linear_input_gradient
     return gy @ w
     # END SOLUTION
 
@@ -24,7 +24,7 @@ def linear_parameter_gradients(x, gy):
     """(dL/dw [out, in], dL/db [out]) of y = linear_forward(x, w, b), given x [..., in] and
     gy = dL/dy [..., out]. Every leading position of x (a batch, or a batch of sequences) is
     one row, and every row contributes."""
-    # BEGIN SOLUTION 1b: linear_parameter_gradients
+    # BEGIN SOLUTION A1b: linear_parameter_gradients
     rows_gy = gy.reshape(-1, gy.shape[-1])                      # [M, out]
     rows_x = x.reshape(-1, x.shape[-1])                         # [M, in]
     return rows_gy.T @ rows_x, rows_gy.sum(axis=0)
@@ -47,6 +47,6 @@ def softmax_backward(y, gy, axis=-1):
 
     Do not build the Jacobian: its size is the square of the axis' length.
     """
-    # BEGIN SOLUTION 1c: softmax_backward
+    # BEGIN SOLUTION A1c: softmax_backward
     return y * (gy - (gy * y).sum(axis=axis, keepdims=True))
     # END SOLUTION
