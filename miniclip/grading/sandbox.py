@@ -59,14 +59,13 @@ class Sandbox:
         (self.folder / "submission").mkdir()
         self.file = pathlib.Path(submission).name
         shutil.copyfile(submission, self.folder / "submission" / self.file)
+        for path in [self.folder, *self.folder.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)       # nobody reads, nobody writes
         # Inside the chroot the folder's own path leads back to its root, so paths in
         # tracebacks and module files read the same inside and out.
         link = self.folder / self.folder.relative_to(self.folder.anchor)
-        link.parent.mkdir(parents=True)
+        link.parent.mkdir(parents=True, mode=0o755)
         link.symlink_to("/")
-        for path in [self.folder, *self.folder.rglob("*")]:
-            if not path.is_symlink():
-                path.chmod(0o755 if path.is_dir() else 0o644)   # nobody reads, nobody writes
 
     def close(self):
         shutil.rmtree(self.folder, ignore_errors=True)
