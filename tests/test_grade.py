@@ -361,3 +361,11 @@ for call in (lambda: bpe.merge_pair(["a", "b"], ("a", "b")),
         "edition of miniclip (write it in your submission)"]
     stubbed = (tmp_path / "miniclip" / "functional" / "layers.py").read_text("utf-8")
     assert "gy.T @ self.x" not in stubbed and "# BEGIN SOLUTION" not in stubbed
+    # a student runs an assignment's public tests there, on the distribution's own package
+    folder = tmp_path / "assignments" / "linear_softmax"
+    (folder / "linear_softmax.py").write_text(solution("linear_softmax"), "utf-8")
+    public = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "-p", "no:xdist", "--rootdir", str(folder), str(folder)],
+                            cwd=folder, env=dict(os.environ, PYTHONPATH=str(tmp_path)),
+                            capture_output=True, text=True, timeout=300)
+    assert "4 passed" in public.stdout, public.stdout
