@@ -220,7 +220,7 @@ def test_grading_works_from_any_directory_and_a_wrong_path_is_one_line(tmp_path)
     wrong = subprocess.run(program + ["bpe", str(tmp_path / "bp.py")], cwd=tmp_path,
                            capture_output=True, text=True, timeout=60)
     assert (wrong.returncode, wrong.stderr) == (
-        2, f"python -m miniclip.grade: no file {tmp_path / 'bp.py'}: give the path of your "
+        2, f"python -m miniclip.grade: error: no file {tmp_path / 'bp.py'}: give the path of your "
            "bpe.py\n")
 
 

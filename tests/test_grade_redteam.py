@@ -10,6 +10,7 @@ does; they skip elsewhere.
 import dataclasses
 import os
 import pathlib
+import re
 import socket
 import sys
 import threading
@@ -278,7 +279,9 @@ def test_the_student_distribution_holds_no_solution_body(tmp_path):
     assert not names & {"solution.py", "hidden_tests.py", "rubric.json"}
     regions = solution_regions()
     with_regions = {path for path, _ in regions if path.is_relative_to(ROOT / "miniclip")}
-    assert ROOT / "miniclip" / "optim.py" in with_regions   # a top-level module has one
+    marked = {path for path in (ROOT / "miniclip").rglob("*.py")      # at any depth
+              if re.search(r"^ *# BEGIN SOLUTION ", path.read_text("utf-8"), re.MULTILINE)}
+    assert with_regions == marked and ROOT / "miniclip" / "optim" / "optimizers.py" in marked
     for source, lines in regions:
         for line in lines:
             leaks = [str(path.relative_to(out)) for path, found in texts.items() if line in found]

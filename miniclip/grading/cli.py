@@ -9,35 +9,38 @@ ASSIGNMENT is an assignment folder, or a name in ``./assignments/`` or in the
 ``assignments/`` beside the installed package (so it works from any directory of a
 clone). Grading prints a line per part (score and feedback) and the total;
 ``--gradescope`` also writes the results in Gradescope's ``results.json`` format. The exit
-status is 0 whenever the submission was graded, whatever its score; 2, with one line on
-stderr, for an assignment or a file that is not there.
+status is 0 whenever the submission was graded, whatever its score; an assignment or a file
+that is not there ends with one line and exit code 2, as every error of the programs'
+policy (``miniclip/system/program.py``).
 """
 import argparse
 import json
 import pathlib
 import sys
 
+from ..system.program import run_program
 from . import assignment as assignments
 from .autograder import build_zip
 from .distribution import export_student_distribution
 
+PROG = "python -m miniclip.grade"
 COMMANDS = ("handout", "autograder", "export-student")
 
 
 def main(argv=None):
+    """Run the command line ``argv``; returns the exit code (``miniclip/system/program.py``:
+    2 for a problem the message says how to fix, 1 for another failure, 130 on Ctrl-C)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        if argv and argv[0] in COMMANDS:
-            return _command(argv)
-        return _grade(argv)
-    except FileNotFoundError as error:
-        print(f"python -m miniclip.grade: {error}", file=sys.stderr)
-        return 2
+    return run_program(PROG, lambda: _run(argv), debug="--debug" in argv,
+                       input_errors=(FileExistsError,))
 
 
-def _grade(argv):
-    parser = argparse.ArgumentParser(prog="python -m miniclip.grade", description=__doc__,
+def _run(argv):
+    if argv and argv[0] in COMMANDS:
+        return _command(argv)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     parser.add_argument("assignment", help="an assignment folder, or its name in ./assignments")
     parser.add_argument("submission", help="the student's file")
     parser.add_argument("--time-limit", type=float, metavar="S",
@@ -60,7 +63,8 @@ def _grade(argv):
 
 def _command(argv):
     command, *rest = argv
-    parser = argparse.ArgumentParser(prog=f"python -m miniclip.grade {command}")
+    parser = argparse.ArgumentParser(prog=f"{PROG} {command}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     if command == "export-student":
         parser.add_argument("out_dir")
         args = parser.parse_args(rest)
