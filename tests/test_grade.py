@@ -21,6 +21,7 @@ import miniclip.functional as F
 from miniclip import Tensor
 from miniclip.grading import assignment as assignments
 from miniclip.grading.cli import main
+from miniclip.grading.solutions import export_student_edition
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ASSIGNMENTS = {path.parent.name: assignments.load(path.parent)
@@ -188,6 +189,11 @@ def test_an_error_exit_and_crash_are_reported_per_part_with_the_line(tmp_path):
     assert {r.feedback for r in crash.values()} == {
         "the process ended (exit code 7) before the checks finished: does your code call "
         "exit() or os._exit()?"}
+
+
+def test_a_rubric_that_names_what_miniclip_no_longer_has_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="nothing in miniclip matches miniclip.optim:Adam: update"):
+        export_student_edition(tmp_path, ("miniclip.optim:Adam", "miniclip.autograd:Tensor"))
 
 
 def test_a_missing_submission_scores_zero(tmp_path):

@@ -52,6 +52,14 @@ def test_the_graders_own_finite_differences_are_not_there(tmp_path):
     assert "miniclip.grading.checks:numerical_gradients" in result.feedback
 
 
+def test_the_librarys_gradcheck_is_not_there_either(tmp_path):
+    result = attack("linear_softmax", "A1c", (
+        "from miniclip.functional import gradcheck\n"
+        "gradcheck.gradcheck(lambda x: x, [np.log(y)])\n"
+        "return y"), tmp_path)
+    assert result.status == "library"
+
+
 def test_running_the_autograd_engine_directly_finds_no_engine(tmp_path):
     result = attack("linear_softmax", "A1c", (
         "import miniclip\n"

@@ -31,7 +31,7 @@ from .solutions import export_student_edition
 #: gradients with instead of deriving them, and the grader's own references.
 ALWAYS_ABSENT = ("miniclip.grading.checks:numerical_gradient*",
                  "miniclip.grading.exact:*",
-                 "miniclip.gradcheck:*")
+                 "miniclip.functional.gradcheck:*")
 
 #: Seconds a process may take to import NumPy and miniclip, before the time limit starts.
 START_UP_S = 120.0

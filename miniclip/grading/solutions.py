@@ -52,12 +52,13 @@ def student_code(text, where, stub="exercise {label}"):
 PACKAGE_STUB = "{label}: left out of the student edition of miniclip (write it in your submission)"
 
 
-def cut_definitions(text, where, patterns, stub=PACKAGE_STUB):
+def cut_definitions(text, where, patterns, stub=PACKAGE_STUB, matched=None):
     """``text`` (Python source) with the body of every function or method whose qualified
     name (``Tensor.backward``, ``_run_backward``) matches one of the ``fnmatch``
     ``patterns`` replaced by ``raise NotImplementedError(<stub>)``; a class that matches has
     every method cut. The names stay defined, so the module still imports, but their code
-    is not in the text. ``where`` names the text in the stub's label."""
+    is not in the text. ``where`` names the text in the stub's label; the patterns that
+    matched are added to the set ``matched``, if given."""
     tree = ast.parse(text)
     lines = text.splitlines()
     bodies = []                                   # (first line, last line, column), 0-based
@@ -66,10 +67,12 @@ def cut_definitions(text, where, patterns, stub=PACKAGE_STUB):
         for node in nodes:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 name = prefix + node.name
-                matched = inside_match or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+                hits = {p for p in patterns if fnmatch.fnmatchcase(name, p)}
+                if matched is not None:
+                    matched.update(hits)
                 if isinstance(node, ast.ClassDef):
-                    visit(node.body, name + ".", matched)
-                elif matched:
+                    visit(node.body, name + ".", inside_match or bool(hits))
+                elif inside_match or hits:
                     first = node.body[0]
                     bodies.append((first.lineno - 1, node.end_lineno - 1, first.col_offset,
                                    name))
@@ -97,17 +100,23 @@ def export_student_edition(out_dir, absent=()):
     package = pathlib.Path(__file__).resolve().parent.parent
     target = pathlib.Path(out_dir) / "miniclip"
     shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    cut = []
+    cut, matched = [], set()
     for path in sorted(target.rglob("*.py")):
         text = path.read_text("utf-8")
         module = ".".join(path.relative_to(target.parent).with_suffix("").parts)
         module = module.removesuffix(".__init__")
-        patterns = [pattern for owner, _, pattern in (a.partition(":") for a in absent)
-                    if module == owner or module.startswith(owner + ".")]
+        entries = [a for a in absent if module == a.partition(":")[0]
+                   or module.startswith(a.partition(":")[0] + ".")]
+        patterns = [entry.partition(":")[2] for entry in entries]
         student = student_code(text, str(path.relative_to(target.parent)), PACKAGE_STUB) + "\n"
         if patterns:
-            student = cut_definitions(student, module, patterns)
+            found = set()
+            student = cut_definitions(student, module, patterns, matched=found)
+            matched |= {entry for entry in entries if entry.partition(":")[2] in found}
         if student != text:
             path.write_text(student, "utf-8")
             cut.append(path)
+    stale = [entry for entry in absent if entry not in matched]
+    if stale:                                   # a rubric that names what no longer exists
+        raise ValueError(f"nothing in miniclip matches {', '.join(stale)}: update the list")
     return cut
