@@ -34,8 +34,8 @@ MISTAKES = {
     "layer_norm": ("A2c", "gx = rstd * (g - g.mean(axis=-1, keepdims=True)\n"   # statistics
                          "                 - xhat * (g * xhat).mean(axis=-1, keepdims=True))",
                    "gx = rstd * (g - g.mean(axis=-1, keepdims=True))"),    # taken as constants
-    "im2col": ("A3d", "gw = (g @ cols.T).reshape(weight.shape)",          # the kernel's axes
-               "gw = (cols @ g.T).reshape(weight.shape)"),               # in the wrong order
+    "im2col": ("A3d", "gw = (g @ cols.T).reshape(weight_shape)",          # the kernel's axes
+               "gw = (cols @ g.T).reshape(weight_shape)"),               # in the wrong order
     "attention": ("A4a", "np.full((length, length), -np.inf), k=1)",      # hides the diagonal:
                   "np.full((length, length), -np.inf), k=0)"),           # off by one
     "bpe": ("A5a", "merged, i = [], 0\n"                                 # overlapping pairs
@@ -194,6 +194,18 @@ def test_an_error_exit_and_crash_are_reported_per_part_with_the_line(tmp_path):
 def test_a_rubric_that_names_what_miniclip_no_longer_has_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="nothing in miniclip matches miniclip.optim:Adam: update"):
         export_student_edition(tmp_path, ("miniclip.optim:Adam", "miniclip.autograd:Tensor"))
+
+
+@pytest.mark.parametrize("name, crashing, sibling", [
+    ("linear_softmax", "A1b", "A1a"), ("layer_norm", "A2b", "A2c"), ("im2col", "A3d", "A3e")])
+def test_the_gradient_parts_of_one_backward_do_not_share_a_crash(name, crashing, sibling,
+                                                                 tmp_path):
+    both = [part for part in ASSIGNMENTS[name].parts if part.id in (crashing, sibling)]
+    assignment = dataclasses.replace(ASSIGNMENTS[name], parts=tuple(both))
+    path = tmp_path / assignment.submission
+    path.write_text(with_region(name, crashing, "raise ValueError('oops')"), "utf-8")
+    results = {r.part.id: r.status for r in assignments.grade(assignment, path, 30)}
+    assert results == {crashing: "error", sibling: "passed"}
 
 
 def test_a_missing_submission_scores_zero(tmp_path):

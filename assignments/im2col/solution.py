@@ -59,14 +59,29 @@ def conv2d_forward(x, weight, bias, stride=1, padding=0):
     # END SOLUTION
 
 
-def conv2d_backward(x, weight, gy, stride=1, padding=0):
-    """The gradients through y = conv2d_forward(x, weight, bias, stride, padding), given
-    gy = dL/dy [N, O, Ho, Wo]: returns (dL/dx, dL/dweight, dL/dbias)."""
-    # BEGIN SOLUTION A3d-A3e: conv2d_backward
-    out_ch, _, kh, kw = weight.shape
+def conv2d_parameter_gradients(x, weight_shape, gy, stride=1, padding=0):
+    """(dL/dweight [O, C, kh, kw], dL/dbias [O]) through y = conv2d_forward(x, weight, bias,
+    stride, padding), given gy = dL/dy [N, O, Ho, Wo]."""
+    # BEGIN SOLUTION A3d: conv2d_parameter_gradients
+    out_ch, _, kh, kw = weight_shape
     g = gy.transpose(1, 0, 2, 3).reshape(out_ch, -1)             # [O, N Ho Wo]
     cols = im2col(x, kh, kw, stride, padding)                    # [C kh kw, N Ho Wo]
-    gw = (g @ cols.T).reshape(weight.shape)
-    gx = col2im(weight.reshape(out_ch, -1).T @ g, x.shape, kh, kw, stride, padding)
-    return gx, gw, g.sum(axis=1)
+    gw = (g @ cols.T).reshape(weight_shape)
+    return gw, g.sum(axis=1)
     # END SOLUTION
+
+
+def conv2d_input_gradient(x_shape, weight, gy, stride=1, padding=0):
+    """dL/dx [N, C, H, W] through y = conv2d_forward(x, weight, bias, stride, padding), given
+    gy = dL/dy [N, O, Ho, Wo]: through col2im."""
+    # BEGIN SOLUTION A3e: conv2d_input_gradient
+    out_ch, _, kh, kw = weight.shape
+    g = gy.transpose(1, 0, 2, 3).reshape(out_ch, -1)             # [O, N Ho Wo]
+    return col2im(weight.reshape(out_ch, -1).T @ g, tuple(x_shape), kh, kw, stride, padding)
+    # END SOLUTION
+
+
+def conv2d_backward(x, weight, gy, stride=1, padding=0):
+    """(dL/dx, dL/dweight, dL/dbias): the two parts above together. (Given.)"""
+    return (conv2d_input_gradient(x.shape, weight, gy, stride, padding),
+            *conv2d_parameter_gradients(x, weight.shape, gy, stride, padding))

@@ -50,9 +50,10 @@ def test_the_convolution_and_its_gradients():
         check.close("y", submission.conv2d_forward(x, weight, bias, 2, 1),
                     conv_by_loops(x, weight, bias, 2, 1))
     expected = numerical_gradients(lambda *a: conv_by_loops(*a, 2, 1), (x, weight, bias), gy)
-    got = submission.conv2d_backward(x, weight, gy, 2, 1)
-    with exercise("A3d: conv2d_backward, dL/dweight and dL/dbias") as check:
-        check.close("dL/dweight", got[1], expected[1], atol=1e-5)
-        check.close("dL/dbias", got[2], expected[2], atol=1e-5)
-    with exercise("A3e: conv2d_backward, dL/dx") as check:
-        check.close("dL/dx", got[0], expected[0], atol=1e-5)
+    with exercise("A3d: conv2d_parameter_gradients") as check:
+        got_weight, got_bias = submission.conv2d_parameter_gradients(x, weight.shape, gy, 2, 1)
+        check.close("dL/dweight", got_weight, expected[1], atol=1e-5)
+        check.close("dL/dbias", got_bias, expected[2], atol=1e-5)
+    with exercise("A3e: conv2d_input_gradient") as check:
+        check.close("dL/dx", submission.conv2d_input_gradient(x.shape, weight, gy, 2, 1),
+                    expected[0], atol=1e-5)

@@ -16,19 +16,32 @@ def layer_norm_forward(x, w, b, eps=1e-5):
     # END SOLUTION
 
 
-def layer_norm_backward(x, w, gy, eps=1e-5):
-    """The gradients through y = layer_norm_forward(x, w, b, eps), given gy = dL/dy.
+def layer_norm_parameter_gradients(x, gy, eps=1e-5):
+    """(dL/dw [D], dL/db [D]) through y = layer_norm_forward(x, w, b, eps), given
+    gy = dL/dy [..., D]: every leading position of x contributes."""
+    # BEGIN SOLUTION A2b: layer_norm_parameter_gradients
+    mean, var = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
+    xhat = (x - mean) / np.sqrt(var + eps)
+    leading = tuple(range(x.ndim - 1))
+    return (gy * xhat).sum(axis=leading), gy.sum(axis=leading)
+    # END SOLUTION
 
-    Returns (dL/dx [..., D], dL/dw [D], dL/db [D]). Remember that the mean and the
-    variance are functions of x too.
-    """
-    # BEGIN SOLUTION A2b-A2c: layer_norm_backward
+
+def layer_norm_input_gradient(x, w, gy, eps=1e-5):
+    """dL/dx [..., D] through y = layer_norm_forward(x, w, b, eps), given gy = dL/dy.
+    Remember that the mean and the variance are functions of x too."""
+    # BEGIN SOLUTION A2c: layer_norm_input_gradient
     mean, var = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
     rstd = 1.0 / np.sqrt(var + eps)
     xhat = (x - mean) * rstd
     g = gy * w                                                   # dL/dxhat
     gx = rstd * (g - g.mean(axis=-1, keepdims=True)
                  - xhat * (g * xhat).mean(axis=-1, keepdims=True))
-    leading = tuple(range(x.ndim - 1))
-    return gx, (gy * xhat).sum(axis=leading), gy.sum(axis=leading)
+    return gx
     # END SOLUTION
+
+
+def layer_norm_backward(x, w, gy, eps=1e-5):
+    """(dL/dx, dL/dw, dL/db): the two parts above together. (Given.)"""
+    return (layer_norm_input_gradient(x, w, gy, eps),
+            *layer_norm_parameter_gradients(x, gy, eps))
