@@ -37,9 +37,14 @@ ALWAYS_ABSENT = ("miniclip.grading.checks:numerical_gradient*",
 START_UP_S = 120.0
 #: The memory a submission's process may map.
 MEMORY_BYTES = 8 * 2 ** 30
-_BOOT = ("import sys, json; config = json.loads(sys.argv[1]); "
+# The worker and its codec load as a package of their own, without miniclip's __init__ (a
+# second of imports that a submission using NumPy alone does not need).
+_BOOT = ("import sys, json, types; config = json.loads(sys.argv[1]); "
+         "grader = types.ModuleType('miniclip_grader'); "
+         "grader.__path__ = [config['folder'] + '/edition/miniclip/grading']; "
+         "sys.modules['miniclip_grader'] = grader; "
          "sys.path[:0] = [config['folder'] + '/edition']; "
-         "from miniclip.grading.worker import main; main(config)")
+         "from miniclip_grader.worker import main; main(config)")
 
 
 class PartEnded(Exception):

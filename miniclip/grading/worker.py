@@ -28,13 +28,12 @@ import traceback
 
 from . import wire
 
-#: Standard-library modules loaded before the chroot, where a submission can no longer
-#: load modules from outside its folder.
+#: Modules loaded before the chroot, where a submission can no longer load modules from
+#: outside its folder; miniclip's too when the submission names it.
 PRELOADED = ("collections", "copy", "dataclasses", "fnmatch", "functools", "glob", "heapq",
-             "itertools",
-             "math", "numbers", "operator", "random", "re", "string", "typing", "linecache",
-             "tokenize", "traceback", "numpy.linalg", "numpy.fft", "numpy.random",
-             "miniclip", "miniclip.tokenizer.bpe", "miniclip.training.loss")
+             "itertools", "math", "numbers", "operator", "random", "re", "string", "typing",
+             "linecache", "tokenize", "traceback", "numpy.linalg", "numpy.fft", "numpy.random")
+PRELOADED_MINICLIP = ("miniclip", "miniclip.tokenizer.bpe", "miniclip.training.loss")
 CLONE_NEWNET = 0x40000000
 PR_SET_NO_NEW_PRIVS = 38
 NOBODY = 65534
@@ -150,7 +149,8 @@ def main(config):
     channel = _Channel()
     folder = pathlib.Path(config["folder"])
     edition, submission = folder / "edition", folder / "submission" / config["file"]
-    for name in PRELOADED:
+    mentions_miniclip = "miniclip" in submission.read_text("utf-8", errors="replace")
+    for name in PRELOADED + PRELOADED_MINICLIP * mentions_miniclip:
         importlib.import_module(name)
     wire.loads(wire.dumps({"check": [(1.0,), {"a": 1}]}))      # loads what the codec needs
     traceback.format_exception(ValueError, ValueError(), None)
