@@ -228,6 +228,16 @@ def test_the_report_names_the_part_and_the_worst_element_without_the_answer(tmp_
     assert lines[-1] == "score: 5 / 10"
 
 
+def test_a_released_assignment_keeps_its_answers_in_the_package_and_loses_its_handout(tmp_path):
+    assert main(["export-student", str(tmp_path), "--release", "bpe"]) == 0
+    bpe = (tmp_path / "miniclip" / "tokenizer" / "bpe.py").read_text("utf-8")
+    layers = (tmp_path / "miniclip" / "functional" / "layers.py").read_text("utf-8")
+    assert "NotImplementedError" not in bpe and "# BEGIN SOLUTION" not in bpe
+    assert "left out of the student edition" in layers
+    assert not (tmp_path / "assignments" / "bpe").exists()
+    assert (tmp_path / "assignments" / "layer_norm" / "layer_norm.py").is_file()
+
+
 def test_grading_works_from_any_directory_and_a_wrong_path_is_one_line(tmp_path):
     path = tmp_path / "bpe.py"
     path.write_text(solution("bpe"), "utf-8")

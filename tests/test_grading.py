@@ -136,3 +136,12 @@ def test_the_not_done_message_suits_pytest_and_notebooks_alike():
         with exercise("9z: the test"):
             raise NotImplementedError("exercise 9z: the test")
     assert "(in a notebook, run that cell again, then this one)" in str(caught.value)
+
+
+def test_a_check_that_meets_a_stub_of_the_student_package_says_so_not_not_done():
+    def library():
+        raise NotImplementedError("assignment bpe, 5a: merge_pair: left out of the student "
+                                  "edition of miniclip (write it in your submission)")
+    message = failure(lambda check: check.equal("merged", library(), []))
+    assert "uses miniclip's assignment bpe, 5a: merge_pair, which this student distribution " \
+        "leaves out until that assignment is due" in message

@@ -3,7 +3,8 @@
     python -m miniclip.grade ASSIGNMENT SUBMISSION.py [--time-limit S] [--gradescope RESULTS.json]
     python -m miniclip.grade handout ASSIGNMENT OUT_DIR       the handout, starter, public tests
     python -m miniclip.grade autograder ASSIGNMENT OUT.zip    a Gradescope autograder
-    python -m miniclip.grade export-student OUT_DIR           the student distribution
+    python -m miniclip.grade export-student OUT_DIR [--release ASSIGNMENT ...]
+                                                              the student distribution
 
 ASSIGNMENT is an assignment folder, or a name in ``./assignments/`` or in the
 ``assignments/`` beside the installed package (so it works from any directory of a
@@ -67,8 +68,11 @@ def _command(argv):
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     if command == "export-student":
         parser.add_argument("out_dir")
+        parser.add_argument("--release", nargs="+", default=[], metavar="ASSIGNMENT",
+                            help="assignments already due: the package keeps their answers")
         args = parser.parse_args(rest)
-        print(f"wrote the student distribution to {export_student_distribution(args.out_dir)}")
+        out = export_student_distribution(args.out_dir, args.release)
+        print(f"wrote the student distribution to {out}")
         return 0
     parser.add_argument("assignment")
     parser.add_argument("out", help="a folder (handout) or a .zip file (autograder)")

@@ -17,7 +17,7 @@ import pathlib
 import shutil
 
 from . import assignment as assignments
-from .solutions import export_student_edition
+from .solutions import export_student_edition, released
 
 ROOT_FILES = ("README.md", "pyproject.toml", "requirements.txt", "requirements-dev.txt",
               "LICENSE", "CHANGELOG.md")
@@ -42,14 +42,19 @@ def checkout():
     return root
 
 
-def export_student_distribution(out_dir):
+def export_student_distribution(out_dir, release=()):
     """Write the student distribution into ``out_dir`` (which must not exist yet, or be
-    empty); return its path."""
+    empty); return its path. ``release`` names assignments already due: the package keeps
+    their answers, and their handouts are left out."""
     root, out = checkout(), pathlib.Path(out_dir)
+    unknown = set(release) - {p.parent.name for p in (root / "assignments").glob("*/rubric.json")}
+    if unknown:
+        raise FileNotFoundError(f"no assignment {', '.join(sorted(unknown))} in "
+                                f"{root / 'assignments'}: release one of its folders' names")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty: export into a new folder")
     out.mkdir(parents=True, exist_ok=True)
-    export_student_edition(out)
+    export_student_edition(out, keep=released(release))
     for name in ROOT_FILES:
         if (root / name).is_file():
             shutil.copyfile(root / name, out / name)
@@ -59,7 +64,8 @@ def export_student_distribution(out_dir):
     shutil.copyfile(root / "notebooks" / "README.md", out / "notebooks" / "README.md")
     for rubric in sorted((root / "assignments").glob("*/rubric.json")):
         work = assignments.load(rubric.parent)
-        assignments.write_handout(work, out / "assignments" / work.name)
+        if work.name not in release:
+            assignments.write_handout(work, out / "assignments" / work.name)
     (out / "assignments" / "README.md").write_text(ASSIGNMENTS_README, "utf-8")
     shutil.copytree(root / "tutorials", out / "tutorials")
     (out / "docs").mkdir()

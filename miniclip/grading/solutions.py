@@ -19,17 +19,19 @@ _BEGIN_SOLUTION = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION (?P<label>\S.*?)
 _END_SOLUTION = re.compile(r"^(?P<indent>\s*)# END SOLUTION\s*$")
 
 
-def student_code(text, where, stub="exercise {label}"):
+def student_code(text, where, stub="exercise {label}", keep=lambda label: False):
     """``text`` with every solution region replaced by
-    ``raise NotImplementedError(<stub with the region's label>)`` at the region's indentation;
+    ``raise NotImplementedError(<stub with the region's label>)`` at the region's indentation,
+    except the regions whose label ``keep`` accepts, which stay without their markers;
     ``where`` names the text in the errors that malformed regions raise (ValueError)."""
     lines, region = [], None
     for number, line in enumerate(text.splitlines(), 1):
         begin, end = _BEGIN_SOLUTION.match(line), _END_SOLUTION.match(line)
         if region is None and begin:
             region = begin
-            message = stub.format(label=begin["label"])
-            lines.append(f"{begin['indent']}raise NotImplementedError({message!r})")
+            if not keep(begin["label"]):
+                message = stub.format(label=begin["label"])
+                lines.append(f"{begin['indent']}raise NotImplementedError({message!r})")
         elif region is None and end:
             raise ValueError(f"{where}, line {number}: '# END SOLUTION' without a BEGIN")
         elif region is None:
@@ -43,6 +45,8 @@ def student_code(text, where, stub="exercise {label}"):
             region = None
         elif line.strip() and not line.startswith(region["indent"]):
             raise ValueError(f"{where}, line {number}: a solution line left of its markers")
+        elif keep(region["label"]):
+            lines.append(line)
     if region is not None:
         raise ValueError(f"{where}: solution region {region['label']!r} is never closed")
     return "\n".join(lines)
@@ -85,7 +89,15 @@ def cut_definitions(text, where, patterns, stub=PACKAGE_STUB, matched=None):
     return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
 
 
-def export_student_edition(out_dir, absent=()):
+def released(assignments):
+    """A ``keep`` for ``student_code``: the package's regions of the named assignments,
+    whose labels read ``assignment NAME, PART: ...``."""
+    names = set(assignments)
+    return lambda label: label.startswith("assignment ") and \
+        label[len("assignment "):].split(",")[0] in names
+
+
+def export_student_edition(out_dir, absent=(), keep=lambda label: False):
     """Copy the installed miniclip package to ``out_dir/miniclip`` with every solution region
     of its source cut to a stub (``PACKAGE_STUB``); return the paths of the files cut.
 
@@ -93,6 +105,9 @@ def export_student_edition(out_dir, absent=()):
     stands for each of its modules; ``pattern`` as in ``cut_definitions``): the grader
     cuts the op an assignment asks for, the engine that would differentiate it and the
     finite differences, so that a submission finds neither the answer nor a way to it.
+
+    ``keep`` (``released``) leaves the regions it accepts in place: the answers to
+    assignments already due, which the notebooks' later checks and training runs use.
 
     Only the marked bodies change, so the copy imports and everything unmarked runs; a
     student given this copy finds no answer to an assignment in the library.
@@ -108,7 +123,8 @@ def export_student_edition(out_dir, absent=()):
         entries = [a for a in absent if module == a.partition(":")[0]
                    or module.startswith(a.partition(":")[0] + ".")]
         patterns = [entry.partition(":")[2] for entry in entries]
-        student = student_code(text, str(path.relative_to(target.parent)), PACKAGE_STUB) + "\n"
+        student = student_code(text, str(path.relative_to(target.parent)), PACKAGE_STUB,
+                               keep) + "\n"
         if patterns:
             found = set()
             student = cut_definitions(student, module, patterns, matched=found)
