@@ -1,7 +1,7 @@
 """Assignment 4: multi-head attention, forward (see handout.md).
 
 Write the bodies that raise NotImplementedError, with NumPy only: miniclip's attention is
-switched off while your file is graded. Sequences are batch-first, [N, L, D].
+left out of the library while your file is graded. Sequences are batch-first, [N, L, D].
 """
 import numpy as np
 

@@ -1,7 +1,7 @@
 """Assignment 5: byte-pair encoding, the merge loop (see handout.md).
 
 Write the bodies that raise NotImplementedError in plain Python: miniclip's tokenizer
-functions are switched off while your file is graded. A word is a list of symbols
+functions are left out of the library while your file is graded. A word is a list of symbols
 (strings), e.g. ['l', 'o', 'w', 'e', 'r</w>']; a pair is a tuple of two symbols.
 """
 

@@ -1,7 +1,7 @@
 """Assignment 6: the CLIP loss, its gradient, and the AdamW update (see handout.md).
 
 Write the bodies that raise NotImplementedError, with NumPy only: miniclip's loss, its
-AdamW and its autograd are switched off while your file is graded.
+AdamW and its autograd are left out of the library while your file is graded.
 """
 import numpy as np
 

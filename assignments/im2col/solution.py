@@ -1,7 +1,7 @@
 """Assignment 3: convolution as a matrix product, im2col and col2im (see handout.md).
 
 Write the bodies that raise NotImplementedError, with NumPy only: miniclip's convolution
-and its autograd are switched off while your file is graded. Images are NCHW; kernels
+and its autograd are left out of the library while your file is graded. Images are NCHW; kernels
 are [O, C, kh, kw]; ``stride`` and ``padding`` are ints (the same along both axes).
 Python loops over the kernel offsets (kh * kw of them) are fine; loops over pixels or
 images are too slow.

@@ -1,7 +1,7 @@
 """Assignment 2: layer normalisation, forward and backward (see handout.md).
 
 Write the bodies that raise NotImplementedError, with NumPy only: miniclip's layer norm
-and its autograd are switched off while your file is graded. x is [..., D]; the statistics
+and its autograd are left out of the library while your file is graded. x is [..., D]; the statistics
 are taken over the last axis; w and b are [D].
 """
 import numpy as np

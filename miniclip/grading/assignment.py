@@ -2,8 +2,9 @@
 
 An assignment is a folder (the course's are in the repository's ``assignments/``)::
 
-    rubric.json        the title, the submitted file's name, the library ops switched off
-                       while grading, and the parts: points, time limit, check function
+    rubric.json        the title, the submitted file's name, what the grading edition of
+                       miniclip leaves out (``"absent"``), and the parts: points, time
+                       limit, check function
     handout.md         the handout: what to write, and written questions
     test_<name>.py     public tests, handed out (``pytest`` runs them, e.g. GitHub Classroom)
     solution.py        the reference solution; its solution regions (``solutions.py``) cut
