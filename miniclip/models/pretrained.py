@@ -2,7 +2,8 @@
 import os
 
 from ..data.preprocess import Preprocess
-from ..weights import hub, load_state_dict
+from ..weights import CheckpointError, hub, load_state_dict
+from ..weights.errors import summary
 from .clip import build_model
 
 #: The prefix of the model's arrays in a training state (``training/state.py``).
@@ -21,6 +22,9 @@ def load(name_or_path, device="cpu", download_root=None):
       model weights are read, its optimiser state ignored.
     * ``device``: ``"cpu"`` or ``"cuda"``.
 
+    A damaged or unsupported file, or one whose tensors do not make a CLIP, raises a
+    ``miniclip.weights.CheckpointError`` (a ``ValueError``) naming the file and the fix.
+
     The model is float32 and in eval mode; ``preprocess`` turns a PIL image (or an image
     file's path) into the float32 array ``[3, R, R]`` the model expects.
     """
@@ -33,8 +37,14 @@ def load(name_or_path, device="cpu", download_root=None):
         raise FileNotFoundError(
             f"{name_or_path!r} is neither a released model ({', '.join(hub.available_models())}) "
             "nor an existing checkpoint file or folder")
-    model = build_model(model_weights(load_state_dict(path))).to(device)
-    return model, Preprocess(model.input_resolution)
+    state_dict = model_weights(load_state_dict(path))
+    try:
+        model = build_model(state_dict)
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as error:
+        raise CheckpointError(path, None, f"its tensors do not make a CLIP ({summary(error)})",
+                              "expected the weights of a CLIP model, under OpenAI's or "
+                              "transformers' names") from error
+    return model.to(device), Preprocess(model.input_resolution)
 
 
 def model_weights(state_dict):
