@@ -25,11 +25,12 @@ so ``except ValueError`` catches them all, and ``except pickle.UnpicklingError``
 catches every problem found inside a pickle, as it did before these classes existed. A
 missing file stays a ``FileNotFoundError``.
 """
+import contextlib
 import pickle
 import reprlib
 
 __all__ = ["CheckpointError", "CheckpointPickleError", "DAMAGED", "ForbiddenGlobalError",
-           "UNSUPPORTED", "short_repr", "summary"]
+           "UNSUPPORTED", "parsing", "short_repr", "summary"]
 
 #: The fix for a file whose bytes are wrong: nothing in it can be trusted.
 DAMAGED = ("the file is damaged or incomplete: download or copy it again (or use another "
@@ -66,6 +67,24 @@ class CheckpointPickleError(CheckpointError, pickle.UnpicklingError):
 class ForbiddenGlobalError(CheckpointPickleError):
     """A pickle names a function or class outside the tensor allow-list; it was refused
     before anything of it ran."""
+
+
+@contextlib.contextmanager
+def parsing(path, part, problem, fix=DAMAGED, error_type=CheckpointError):
+    """Turn any exception that a parser (zipfile, zlib, pickle, json, ast) raises on
+    untrusted bytes inside the block into an ``error_type`` saying ``problem`` and the
+    parser's message, the exception kept as its cause.
+
+    A ``CheckpointError`` passes unchanged, and so does ``MemoryError``: a reader must check
+    sizes before allocating, and the fuzz tests look for this error to find one that does
+    not.
+    """
+    try:
+        yield
+    except (CheckpointError, MemoryError):
+        raise
+    except Exception as error:  # parsers of damaged bytes raise nearly every kind
+        raise error_type(path, part, f"{problem} ({summary(error)})", fix) from error
 
 
 def summary(error: BaseException) -> str:

@@ -51,8 +51,8 @@ from .errors import (
     CheckpointError,
     CheckpointPickleError,
     ForbiddenGlobalError,
+    parsing,
     short_repr,
-    summary,
 )
 from .npz import read_npz_members
 from .safetensors import load_safetensors
@@ -254,22 +254,17 @@ def _check_opcodes(data: bytes) -> None:
     longer than the rest of the data, and extension codes (which PyTorch never writes).
     """
     seen = 0
-    try:
-        for opcode, argument, position in pickletools.genops(data):
-            seen += 1
-            if opcode.name in _MEMO_PUTS and argument > seen:
-                raise _Invalid(f"opcode {opcode.name} at byte {position} stores memo entry "
-                               f"{argument} after {seen} opcodes")
-            if opcode.name == "FRAME" and argument > len(data) - position:
-                raise _Invalid(f"a frame at byte {position} declares {argument} bytes, "
-                               f"{len(data) - position} remain")
-            if opcode.name.startswith("EXT"):
-                raise _Invalid(f"opcode {opcode.name} at byte {position} names an extension "
-                               "code, which tensor checkpoints never use")
-    except _Invalid:
-        raise
-    except Exception as error:  # genops raises ValueError and others on damaged bytes
-        raise _Invalid(f"the pickle is damaged ({summary(error)})") from error
+    for opcode, argument, position in pickletools.genops(data):
+        seen += 1
+        if opcode.name in _MEMO_PUTS and argument > seen:
+            raise _Invalid(f"opcode {opcode.name} at byte {position} stores memo entry "
+                           f"{argument} after {seen} opcodes")
+        if opcode.name == "FRAME" and argument > len(data) - position:
+            raise _Invalid(f"a frame at byte {position} declares {argument} bytes, "
+                           f"{len(data) - position} remain")
+        if opcode.name.startswith("EXT"):
+            raise _Invalid(f"opcode {opcode.name} at byte {position} names an extension "
+                           "code, which tensor checkpoints never use")
 
 
 def _find_torch_pickle(names: list[str]) -> str | None:
@@ -298,19 +293,15 @@ def _load_torch_zip(archive: Archive, pickle_name: str) -> dict[str, np.ndarray]
     data = archive.read(pickle_name)  # the unpickler reads from a buffer of exactly its size
     unpickler = _RestrictedUnpickler(io.BytesIO(data), read_record,
                                      TENSOR_BYTES_PER_FILE_BYTE * archive.size, path, pickle_name)
-    try:
-        _check_opcodes(data)
-        saved = unpickler.load()
-        if isinstance(saved, TorchScriptObject):
-            return _flatten_module(saved)
-        return _unwrap_state_dict(saved)
-    except CheckpointError:
-        raise
-    except _Invalid as error:
-        raise CheckpointPickleError(path, f"member {pickle_name!r}", str(error)) from error
-    except Exception as error:  # the unpickler raises many kinds on damaged bytes
-        raise CheckpointPickleError(path, f"member {pickle_name!r}",
-                                    f"the pickle is damaged ({summary(error)})") from error
+    part = f"member {pickle_name!r}"
+    with parsing(path, part, "the pickle is damaged", error_type=CheckpointPickleError):
+        try:
+            _check_opcodes(data)  # pickletools' errors on damaged bytes are caught above
+            saved = unpickler.load()
+            return _flatten_module(saved) if isinstance(saved, TorchScriptObject) \
+                else _unwrap_state_dict(saved)
+        except _Invalid as error:
+            raise CheckpointPickleError(path, part, str(error)) from error
 
 
 def _flatten_module(root: TorchScriptObject) -> dict[str, np.ndarray]:

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from .errors import DAMAGED, CheckpointError, short_repr, summary
+from .errors import DAMAGED, CheckpointError, parsing, short_repr
 from .formats import read_weights_file
 
 __all__ = ["convert_hf_state_dict", "is_hf_state_dict", "load_hf_folder"]
@@ -158,13 +158,11 @@ def load_hf_folder(folder: str) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"{folder} is a folder but has no config.json, so it is not a Hugging Face checkpoint")
     with open(config_path, "rb") as file:
         raw = file.read(_MAX_CONFIG_SIZE + 1)
-    try:
-        if len(raw) > _MAX_CONFIG_SIZE:
-            raise ValueError(f"it is over {_MAX_CONFIG_SIZE} bytes")
+    if len(raw) > _MAX_CONFIG_SIZE:
+        raise CheckpointError(config_path, None, f"is over {_MAX_CONFIG_SIZE} bytes, not a "
+                              "configuration")
+    with parsing(config_path, None, "is not a valid JSON configuration"):
         config = json.loads(raw.decode("utf-8"))
-    except Exception as error:  # bad UTF-8, bad JSON, nesting too deep
-        raise CheckpointError(config_path, None, f"is not a valid JSON configuration "
-                              f"({summary(error)})", DAMAGED) from error
     _check_hf_config(config, config_path)
     for weight_file in _HF_WEIGHT_FILES:
         weight_path = os.path.join(folder, weight_file)

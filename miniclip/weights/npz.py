@@ -20,7 +20,7 @@ import numpy as np
 
 from ..fileio import atomic_write
 from .dtypes import MAX_NDIM, is_count
-from .errors import UNSUPPORTED, CheckpointError, short_repr, summary
+from .errors import UNSUPPORTED, CheckpointError, parsing, short_repr
 from .zips import Archive
 
 __all__ = ["read_npz", "read_npz_members", "save_npz"]
@@ -92,8 +92,8 @@ def _parse_npy_header(data, path, part):
         raise CheckpointError(path, part, f"is not a .npy array (it starts {data[:8]!r})")
     major = data[6]
     if major not in (1, 2, 3):
-        raise CheckpointError(path, part, f"is a .npy of version {major}, which is unknown",
-                              "save it with NumPy >= 1.9")
+        raise CheckpointError(path, part, f"is a .npy of unknown version {major} (NumPy "
+                              "writes 1, 2 or 3)")
     length_format = "<H" if major == 1 else "<I"
     length_end = 8 + struct.calcsize(length_format)
     (header_size,) = struct.unpack(length_format, data[8:length_end])
@@ -101,11 +101,8 @@ def _parse_npy_header(data, path, part):
         raise CheckpointError(path, part, f"declares a {header_size}-byte .npy header in "
                               f"{len(data)} bytes")
     text = data[length_end:length_end + header_size]
-    try:
+    with parsing(path, part, "its .npy header cannot be parsed"):
         header = ast.literal_eval(text.decode("utf-8" if major == 3 else "latin-1"))
-    except Exception as error:  # literal_eval raises several kinds on bad text
-        raise CheckpointError(path, part, f"its .npy header cannot be parsed "
-                              f"({summary(error)})") from error
     if not (isinstance(header, dict) and set(header) == {"descr", "fortran_order", "shape"}):
         raise CheckpointError(path, part, f"its .npy header {short_repr(header)} does not "
                               "give exactly descr, fortran_order and shape")
@@ -114,11 +111,8 @@ def _parse_npy_header(data, path, part):
             and all(is_count(n) for n in shape)):
         raise CheckpointError(path, part, f"its .npy header has shape {short_repr(shape)} and "
                               f"fortran_order {short_repr(fortran_order)}")
-    try:
+    with parsing(path, part, f"its .npy header has element type {short_repr(header['descr'])}"):
         dtype = np.lib.format.descr_to_dtype(header["descr"])
-    except Exception as error:  # descr may be any literal
-        raise CheckpointError(path, part, f"its .npy header has element type "
-                              f"{short_repr(header['descr'])} ({summary(error)})") from error
     if dtype.hasobject:
         raise CheckpointError(path, part, "holds Python objects, which only a pickle could "
                               "rebuild; pickles are not loaded", UNSUPPORTED)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..fileio import atomic_write
 from .dtypes import DTYPE_NAMES, DTYPES, MAX_NDIM, decode_buffer, is_count
-from .errors import DAMAGED, CheckpointError, short_repr, summary
+from .errors import DAMAGED, CheckpointError, parsing, short_repr
 from .zips import open_regular_file
 
 __all__ = ["load_safetensors", "save_safetensors"]
@@ -108,11 +108,8 @@ def _reject_repeated_names(pairs):
 
 def _parse_header(raw, path):
     """The header's tensor entries as ``{name: (dtype name, shape, begin, end)}``."""
-    try:
+    with parsing(path, "header", "is not a valid safetensors JSON header"):
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_repeated_names)
-    except Exception as error:  # bad UTF-8, bad JSON, a name twice, nesting too deep
-        raise CheckpointError(path, "header", f"is not a valid safetensors JSON header "
-                              f"({summary(error)})") from error
     if not isinstance(header, dict):
         raise CheckpointError(path, "header", f"is a JSON {type(header).__name__}, not an object")
     header.pop("__metadata__", None)

@@ -23,7 +23,7 @@ import os
 import stat
 import zipfile
 
-from .errors import DAMAGED, UNSUPPORTED, CheckpointError, summary
+from .errors import DAMAGED, UNSUPPORTED, CheckpointError, parsing
 
 __all__ = ["Archive", "DEFLATE_MAX_RATIO", "open_regular_file"]
 
@@ -63,11 +63,8 @@ class Archive:
         self._file = open_regular_file(self.path)
         try:
             self.size = os.fstat(self._file.fileno()).st_size
-            try:
+            with parsing(self.path, None, "corrupt or truncated zip archive"):
                 self._zip = zipfile.ZipFile(self._file)
-            except Exception as error:  # zipfile's parser raises many kinds on bad bytes
-                raise CheckpointError(self.path, None,
-                                      f"corrupt or truncated zip archive ({summary(error)})") from error
             self._infos = {}
             self._check_members(self._zip.infolist())
         except BaseException:
@@ -121,12 +118,13 @@ class Archive:
         if name not in self._infos:
             raise CheckpointError(self.path, part, "is missing from the archive")
         try:
-            data = self._zip.read(self._infos[name])
-        except zipfile.BadZipFile as error:
-            problem = "its CRC-32 check fails" if "CRC" in str(error) else summary(error)
-            raise CheckpointError(self.path, part, problem, DAMAGED) from error
-        except Exception as error:  # zlib.error, EOFError, struct.error, ... on bad bytes
-            raise CheckpointError(self.path, part, f"cannot be read ({summary(error)})") from error
+            with parsing(self.path, part, "cannot be read"):  # zlib.error, EOFError, ...
+                data = self._zip.read(self._infos[name])
+        except CheckpointError as error:
+            if "CRC" in str(error.__cause__):  # zipfile's "Bad CRC-32 for file ..."
+                raise CheckpointError(self.path, part, "fails its CRC-32 check",
+                                      DAMAGED) from error.__cause__
+            raise
         if len(data) != self._infos[name].file_size:
             raise CheckpointError(self.path, part, f"holds {len(data)} bytes, its header "
                                   f"says {self._infos[name].file_size}")
