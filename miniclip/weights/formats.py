@@ -58,11 +58,16 @@ from .npz import read_npz_members
 from .safetensors import load_safetensors
 from .zips import Archive, open_regular_file
 
-__all__ = ["TENSOR_BYTES_PER_FILE_BYTE", "TorchScriptObject", "read_weights_file"]
+__all__ = ["NAME_CHARACTERS_PER_PICKLE_BYTE", "TENSOR_BYTES_PER_FILE_BYTE", "TorchScriptObject",
+           "read_weights_file"]
 
 #: The tensors of a PyTorch file may hold at most this many bytes per byte of the file:
 #: bfloat16 widens 2-fold, and tied weights show one storage twice.
 TENSOR_BYTES_PER_FILE_BYTE = 4
+
+#: The dotted names of a TorchScript module tree may spell at most this many characters per
+#: byte of its pickle (each name part is stored once, but a path repeats its parents').
+NAME_CHARACTERS_PER_PICKLE_BYTE = 16
 
 
 # --------------------------------------------------------------------------
@@ -298,37 +303,41 @@ def _load_torch_zip(archive: Archive, pickle_name: str) -> dict[str, np.ndarray]
         try:
             _check_opcodes(data)  # pickletools' errors on damaged bytes are caught above
             saved = unpickler.load()
-            return _flatten_module(saved) if isinstance(saved, TorchScriptObject) \
-                else _unwrap_state_dict(saved)
+            if isinstance(saved, TorchScriptObject):
+                return _flatten_module(saved, NAME_CHARACTERS_PER_PICKLE_BYTE * len(data))
+            return _unwrap_state_dict(saved)
         except _Invalid as error:
             raise CheckpointPickleError(path, part, str(error)) from error
 
 
-def _flatten_module(root: TorchScriptObject) -> dict[str, np.ndarray]:
+def _flatten_module(root: TorchScriptObject, budget: int) -> dict[str, np.ndarray]:
     """Collect the tensors of a TorchScript module tree under dotted names.
 
     This gives the module's ``state_dict()``: in a traced module every tensor
     attribute is a parameter or buffer (plain tensors used by the code become
-    constants, stored separately in ``constants.pkl``). Walked with an explicit stack and
-    each module visited once, since a crafted pickle can nest modules deeply or in a cycle.
+    constants, stored separately in ``constants.pkl``). A crafted pickle can nest modules
+    deeply, share one many times over or make a cycle, so the tree is walked with an
+    explicit stack and each visit and name costs its length out of ``budget`` characters.
     """
-    state_dict, visited = {}, set()
+    state_dict = {}
     pending = [(root, "")]
     while pending:
         module, prefix = pending.pop()
-        if id(module) in visited:
-            raise _Invalid(f"module {prefix.rstrip('.')!r} appears twice in the module tree")
-        visited.add(id(module))
+        budget -= len(prefix) + 1
+        if budget < 0:
+            raise _Invalid("its module tree spells out names longer than the pickle can "
+                           "honestly hold: modules nested in a cycle or shared many times")
+        where = prefix.rstrip(".") or "<root>"
         state = getattr(module, "state", None)
         if not isinstance(state, dict):
-            raise _Invalid(f"module {prefix.rstrip('.') or '<root>'!r} has no attribute dict")
+            raise _Invalid(f"module {where!r} has no attribute dict")
         children = []
         for name, value in state.items():
             if not isinstance(name, str):
-                raise _Invalid(f"module {prefix.rstrip('.') or '<root>'!r} has an attribute "
-                               f"named {short_repr(name)}")
+                raise _Invalid(f"module {where!r} has an attribute named {short_repr(name)}")
             if isinstance(value, np.ndarray):
                 state_dict[prefix + name] = value
+                budget -= len(prefix) + len(name)
             elif isinstance(value, TorchScriptObject):
                 children.append((value, prefix + name + "."))
         pending.extend(reversed(children))  # depth first, in attribute order
