@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import nn
-from ..data.folders import Skipped, read_caption_folder
+from ..data import Skipped, read_caption_folder, read_classification_folder
+from ..data.images import preprocess_in_batches
 from ..data.preprocess import Preprocess
 from ..models import available_configs, create_model
 from ..models.pretrained import load
 from .classification import DEFAULT_TEMPLATES, read_templates, zero_shot_scores
 from .features import encode_image_files, tokenizer_for
-from .folders import preprocess_in_batches, read_classification_folder
 from .linear_probe import linear_probe, stratified_split
 from .retrieval import RECALL_AT, retrieval_recall
 from .zeroshot import encode_texts, zero_shot_classifier, zero_shot_predict
