@@ -37,7 +37,7 @@ IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 # Turning PIL's bomb warning into an error changes the process's warning filters for a
 # moment; the loader's threads open images concurrently, so they take turns (opening reads
-# only the header: decoding, the slow part, happens outside).
+# only the header: decoding, the slow part, happens outside the lock).
 _OPEN_LOCK = threading.Lock()
 
 
@@ -45,7 +45,10 @@ def open_image(path):
     """``Image.open(path)`` under the policy of the module docstring (the pixels are not
     decoded yet); ``ValueError`` naming the file for an unusable one."""
     path = os.fspath(path)
-    with _OPEN_LOCK, warnings.catch_warnings():
+    # PIL's other warnings while reading a header (corrupt EXIF and the like, common in real
+    # photos) are dropped: a file is either read or skipped and counted, never both.
+    with _OPEN_LOCK, warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(path)
