@@ -252,9 +252,7 @@ def retrieval(args):
     captions = [folder.captions[i] for i in kept]
     texts = [caption for per_image in captions for caption in per_image]
     text_image = np.repeat(np.arange(len(captions)), [len(c) for c in captions])  # [N_txt]
-    # a caption longer than the context is cut to it, as training and the reference's
-    # benchmarks do, rather than ending the evaluation
-    text_features = encode_texts(model, tokenizer(texts, truncate=True), args.batch_size)
+    text_features = encode_texts(model, tokenizer(texts), args.batch_size)  # [N_txt, E]
     recalls = retrieval_recall(image_features @ text_features.T, text_image)
     notes = [f"{_count(count, what)} skipped" for count, what in
              ((len(skipped), "unreadable image"), (len(folder.skipped_rows), "caption row"))
