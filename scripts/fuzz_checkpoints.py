@@ -50,9 +50,8 @@ import numpy as np  # noqa: E402
 
 import miniclip  # noqa: E402
 from miniclip import nn  # noqa: E402
-from miniclip.amp import GradScaler  # noqa: E402
 from miniclip.autograd import Tensor  # noqa: E402
-from miniclip.optim import AdamW  # noqa: E402
+from miniclip.optim import AdamW, GradScaler  # noqa: E402
 from miniclip.training.state import load_training_state, save_training_state  # noqa: E402
 from miniclip.weights import CheckpointError, load_state_dict  # noqa: E402
 

@@ -18,7 +18,7 @@ import struct
 
 import numpy as np
 
-from ..fileio import atomic_write
+from ..system.files import atomic_write
 from .dtypes import MAX_NDIM, is_count
 from .errors import UNSUPPORTED, CheckpointError, parsing, short_repr
 from .zips import Archive

@@ -17,7 +17,7 @@ import struct
 
 import numpy as np
 
-from ..fileio import atomic_write
+from ..system.files import atomic_write
 from .dtypes import DTYPE_NAMES, DTYPES, MAX_NDIM, decode_buffer, is_count
 from .errors import DAMAGED, CheckpointError, parsing, short_repr
 from .zips import open_regular_file
