@@ -143,8 +143,8 @@ def test_resuming_from_a_damaged_checkpoint_names_the_file_member_and_fix_and_ch
     with pytest.raises(CheckpointError) as caught:
         load_training_state(path, fresh, fresh_optimizer)
     assert str(caught.value) == (f"{path}, member 'model/fc1.weight.npy': fails its CRC-32 "
-                                 "check; the file is damaged or incomplete: download or copy "
-                                 "it again (or use another copy)")
+                                 "check; the checkpoint is damaged: restore a copy of it, or "
+                                 "start the run afresh (--overwrite replaces it)")
     assert isinstance(caught.value.__cause__, zipfile.BadZipFile)
     assert path.read_bytes() == damaged
     for name, value in weights(fresh).items():

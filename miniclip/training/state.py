@@ -27,7 +27,7 @@ import numpy as np
 from .. import backend
 from ..system.files import atomic_write
 from ..weights import CheckpointError, read_npz
-from ..weights.errors import summary
+from ..weights.errors import DAMAGED, summary
 
 FORMAT = "miniclip-training-state"
 VERSION = 1
@@ -155,8 +155,15 @@ def load_training_state(path, model, optimizer=None, scaler=None):
     and checked whole before the model is touched, and the model's ``load_state_dict``
     changes nothing on a mismatch.
     """
-    arrays = read_npz(path)
-    meta = _read_meta(path, arrays)
+    try:
+        arrays = read_npz(path)
+        meta = _read_meta(path, arrays)
+    except CheckpointError as error:
+        if error.fix != DAMAGED:
+            raise
+        # a run's own checkpoint is not downloaded: say what can be done instead
+        raise CheckpointError(error.path, error.part, error.problem, _DAMAGED_RUN) \
+            from error.__cause__ or error
     model_arrays = {key[len("model/"):]: value for key, value in arrays.items()
                     if key.startswith("model/")}
     try:
@@ -181,6 +188,10 @@ def load_training_state(path, model, optimizer=None, scaler=None):
                                   f"is not a loss scaler's state ({summary(error)})") from error
     return {"step": meta["step"], "extra": meta["extra"]}
 
+
+#: The fix for a damaged training state.
+_DAMAGED_RUN = ("the checkpoint is damaged: restore a copy of it, or start the run afresh "
+                "(--overwrite replaces it)")
 
 #: The fix when a training state is intact but belongs to another model or optimiser.
 _OTHER_RUN = ("it was saved by a run with another model or optimiser: resume with that "
