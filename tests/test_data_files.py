@@ -3,7 +3,9 @@ miniclip.evaluation``), damaged or odd: what is read, and what is skipped with a
 named in one warning (``miniclip/data/images.py`` states the policy)."""
 import collections
 import io
+import os
 import random
+import signal
 import warnings
 
 import numpy as np
@@ -60,6 +62,22 @@ def test_a_zero_byte_file_is_not_an_image(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(UnreadableImage, match="empty.jpg: cannot identify image file"):
         read_image(path)
+
+
+def test_a_named_pipe_listed_as_an_image_is_skipped_without_waiting_for_a_writer(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+
+    def waited(signum, frame):
+        raise TimeoutError("the reader waited for a writer")
+
+    previous = signal.signal(signal.SIGALRM, waited)
+    signal.alarm(10)
+    try:
+        readable, skipped = verify_images([tmp_path / "pipe.png"])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert len(readable) == 0 and skipped.entries == [(str(tmp_path / "pipe.png"), "not a regular file")]
 
 
 def test_the_contents_decide_the_format_not_the_extension(tmp_path):

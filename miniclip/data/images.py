@@ -6,7 +6,8 @@ image from PATH: why"), or ``FileNotFoundError`` when it is missing; the folder 
 in one warning (``problems.Skipped``). What counts as unusable:
 
 * **not an image**: a zero-byte file, text, a truncated or corrupt file, anything PIL
-  cannot identify or decode (whatever PIL raises while decoding damaged bytes);
+  cannot identify or decode (whatever PIL raises while decoding damaged bytes), and what
+  is not a regular file (a folder, or a named pipe, which would block the reader);
 * **a decompression bomb**: more pixels than PIL's ``Image.MAX_IMAGE_PIXELS`` (89 million
   by default). PIL itself only warns up to twice that many (``DecompressionBombWarning``);
   here the warning is an error, because a small file decoding to a few hundred megabytes
@@ -45,6 +46,8 @@ def open_image(path):
     """``Image.open(path)`` under the policy of the module docstring (the pixels are not
     decoded yet); ``ValueError`` naming the file for an unusable one."""
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isfile(path):  # a pipe would block the open
+        raise UnreadableImage(path, "not a regular file")
     # PIL's other warnings while reading a header (corrupt EXIF and the like, common in real
     # photos) are dropped: a file is either read or skipped and counted, never both.
     with _OPEN_LOCK, warnings.catch_warnings(record=True):

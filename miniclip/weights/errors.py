@@ -23,7 +23,8 @@ The hierarchy::
 
 so ``except ValueError`` catches them all, and ``except pickle.UnpicklingError`` still
 catches every problem found inside a pickle, as it did before these classes existed. A
-missing file stays a ``FileNotFoundError``.
+missing file stays a ``FileNotFoundError``. ``docs/damaged-files.md`` describes what every
+reader of a user's files checks.
 """
 import contextlib
 import pickle
