@@ -1,14 +1,16 @@
 """Fuzz the checkpoint readers: damaged copies of the test fixtures, each loaded in a child
 process with a time limit and an address-space limit, and a table of what happened.
 
-    python scripts/fuzz_checkpoints.py                      # 560 per format and strategy
+    python scripts/fuzz_checkpoints.py                      # 440 per format and strategy
     python scripts/fuzz_checkpoints.py --per-case 20 --workers 1 --seed 3
 
 Formats (from tests/fixtures, plus a training run's checkpoint.npz made at start-up):
 OpenAI-style TorchScript ``.pt``, two ``torch.save`` zips, an ``.npz``, a ``.safetensors``
 file. Strategies: random bytes overwritten, the file cut short, one zip member damaged with
 its CRC recomputed (so that only the reader can notice), a safetensors header edited
-(shapes, offsets, dtypes, the length, names). The CLIP fixtures are loaded with
+(shapes, offsets, dtypes, the length, names), integers of a PyTorch pickle changed (shapes,
+strides, offsets, storage sizes, memo indices: the pickle stays well formed), an ``.npy``
+header of an ``.npz`` edited (shape, element type, order). The CLIP fixtures are loaded with
 ``miniclip.load`` (reading and building the model), the small wrapped state dict with
 ``load_state_dict``, the training state with ``load_training_state``.
 
@@ -25,12 +27,14 @@ The exit status is 1 if any case is unclear, memory, hang or crash. ``tests/test
 runs a few hundred seeded cases of the same campaign.
 """
 import argparse
+import ast
 import collections
 import io
 import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickletools
 import random
 import resource
 import signal
@@ -65,11 +69,15 @@ FORMATS = {
     "checkpoint.npz": (None, "training_state"),
 }
 ZIP_FORMATS = [name for name in FORMATS if name != "safetensors"]
+TORCH_FORMATS = ["torchscript", "torch.save", "torch.save (wrapped)"]
+NPZ_FORMATS = ["npz", "checkpoint.npz"]
 STRATEGIES = {
     "overwrite": list(FORMATS),
     "truncate": list(FORMATS),
     "zip member": ZIP_FORMATS,
     "safetensors header": ["safetensors"],
+    "pickle integers": TORCH_FORMATS,
+    "npy header": NPZ_FORMATS,
 }
 OUTCOMES = ("loaded", "clear", "unclear", "memory", "hang", "crash")
 BAD_OUTCOMES = ("unclear", "memory", "hang", "crash")
@@ -186,8 +194,76 @@ def safetensors_header(data, rng):
     return struct.pack("<Q", stated) + raw + body
 
 
+# The pickle opcodes that carry a fixed-width integer (shapes, strides, offsets, storage
+# sizes, memo indices), with the width and signedness of their argument.
+_INTEGER_OPCODES = {"BININT1": (1, False), "BININT2": (2, False), "BININT": (4, True),
+                    "BINPUT": (1, False), "LONG_BINPUT": (4, False), "BINGET": (1, False),
+                    "LONG_BINGET": (4, False)}
+
+
+def rewrite_member(data, choose, change):
+    """The zip ``data`` with ``change`` applied to the member ``choose(names)`` picks; the
+    archive is written again, so that its CRC-32 matches."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    target = choose([info.filename for info, _ in members])
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for info, content in members:
+            archive.writestr(info, change(content) if info.filename == target else content)
+    return out.getvalue()
+
+
+def pickle_integers(data, rng):
+    """1 to 3 integers of the pickle (a shape, stride, offset, size or memo index) changed
+    to plausible lies, the pickle still well formed, its CRC recomputed."""
+    def change(pickled):
+        spots = [(position, *_INTEGER_OPCODES[op.name]) for op, _, position
+                 in pickletools.genops(pickled) if op.name in _INTEGER_OPCODES]
+        pickled = bytearray(pickled)
+        for position, width, signed in rng.sample(spots, min(len(spots), rng.randint(1, 3))):
+            low, high = (-(1 << (8 * width - 1)), (1 << (8 * width - 1)) - 1) if signed \
+                else (0, (1 << (8 * width)) - 1)
+            old = int.from_bytes(pickled[position + 1:position + 1 + width], "little", signed=signed)
+            new = min(max(rng.choice([0, 1, old + 1, old - 1, old * 2, old * 1000, high, low,
+                                      rng.randint(low, high)]), low), high)
+            pickled[position + 1:position + 1 + width] = new.to_bytes(width, "little", signed=signed)
+        return bytes(pickled)
+
+    return rewrite_member(data, lambda names: next(n for n in names if n.endswith("data.pkl")),
+                          change)
+
+
+def npy_header(data, rng):
+    """One ``.npy`` member's header edited (its shape, element type or order), padded back
+    to its length so the array data stays where it was, its CRC recomputed."""
+    def change(member):
+        length = int.from_bytes(member[8:10], "little")
+        text = member[10:10 + length].decode("latin-1")
+        header = ast.literal_eval(text)
+        edit = rng.choice(["shape", "shape", "descr", "order", "text"])
+        if edit == "shape":
+            shape = list(header["shape"]) or [1]
+            dim = rng.randrange(len(shape))
+            shape[dim] = rng.choice([0, 1, shape[dim] + 1, shape[dim] * 2, 2 ** 31, 2 ** 40, 2 ** 62])
+            if rng.random() < 0.3:
+                shape.append(rng.choice([1, 2, 2 ** 20]))
+            header["shape"] = tuple(shape)
+        elif edit == "descr":
+            header["descr"] = rng.choice(["<f8", "<f2", ">f4", "|b1", "<i8", "|O", "<U7", "|V4",
+                                          "[('a', '<f4')]", "<c16", "x"])
+        elif edit == "order":
+            header["fortran_order"] = not header["fortran_order"]
+        new = repr(header) if edit != "text" else text.replace(")", "", 1)
+        new = new[:length - 1].ljust(length - 1) + "\n"
+        return member[:10] + new.encode("latin-1") + member[10 + length:]
+
+    return rewrite_member(data, lambda names: rng.choice(names), change)
+
+
 DAMAGE = {"overwrite": overwrite, "truncate": truncate, "zip member": zip_member,
-          "safetensors header": safetensors_header}
+          "safetensors header": safetensors_header, "pickle integers": pickle_integers,
+          "npy header": npy_header}
 
 Case = collections.namedtuple("Case", "format strategy index")
 
@@ -336,8 +412,8 @@ def table(results):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--per-case", type=int, default=560,
-                        help="damaged files per format and strategy (default 560: 10,080 files)")
+    parser.add_argument("--per-case", type=int, default=440,
+                        help="damaged files per format and strategy (default 440: 10,120 files)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="children at a time (at most 2 here)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per file")
