@@ -17,7 +17,8 @@ header of an ``.npz`` edited (shape, element type, order). The CLIP fixtures are
 Outcomes:
 
 * ``loaded``: the damage hit tensor bytes or padding, which no format checks;
-* ``clear``: a ``CheckpointError`` whose message names the file;
+* ``clear``: a ``CheckpointError`` whose message is one line (under 1,000 characters)
+  naming the file;
 * ``unclear``: any other exception, or one that does not name the file;
 * ``memory``: ``MemoryError`` under the address-space limit;
 * ``hang``: no answer within the time limit;
@@ -300,7 +301,7 @@ def outcome(case, path, run):
     except MemoryError as error:
         return "memory", repr(error)[:200]
     except CheckpointError as error:
-        clear = str(path) in str(error)
+        clear = str(path) in str(error) and "\n" not in str(error) and len(str(error)) < 1000
         return ("clear" if clear else "unclear"), f"{type(error).__name__}: {error}"[:300]
     except Exception as error:  # anything else is what the campaign is looking for
         return "unclear", f"{type(error).__name__}: {error}"[:300]

@@ -266,6 +266,13 @@ def test_members_named_to_climb_out_of_a_folder_are_never_written_anywhere(tmp_p
 
 
 # ---------------------------------------------------------------------------- zip archives
+def test_a_member_name_of_60000_characters_gives_a_short_message(tmp_path):
+    path = tmp_path / "w.npz"
+    zip_with(path, {"x" * 60_000 + ".txt": b"hello"})
+    refused(path, match=r"member 'xxx.*\.\.\..*xxx\.txt', neither")  # refused() checks the length
+
+
+
 def test_a_member_name_given_twice_is_refused(tmp_path):
     path = tmp_path / "w.npz"
     with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(path, "w") as archive:

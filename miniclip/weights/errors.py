@@ -100,4 +100,4 @@ def short_repr(value) -> str:
 
 
 _SHORT = reprlib.Repr()
-_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 120, 120

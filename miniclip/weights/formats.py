@@ -205,7 +205,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if module == "__torch__" or module.startswith("__torch__."):
             return TorchScriptObject
         raise ForbiddenGlobalError(
-            self._path, f"member {self._member!r}",
+            self._path, f"member {short_repr(self._member)}",
             f"refusing to load global {short_repr(module)[1:-1]}.{short_repr(name)[1:-1]}: "
             "it is not part of a plain tensor checkpoint, and loading it could run arbitrary "
             "code (nothing of it ran)",
@@ -236,11 +236,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
             record = self._read_record(key)
             itemsize = DTYPES[storage_type.dtype_name].itemsize
             if len(record) % itemsize:
-                raise _Invalid(f"storage {key!r} holds {len(record)} bytes, not a whole number "
+                raise _Invalid(f"storage {short_repr(key)} holds {len(record)} bytes, not a whole number "
                                f"of {storage_type.dtype_name} elements")
             storage = decode_buffer(record, storage_type.dtype_name)
             if storage.size < size:
-                raise _Invalid(f"storage {key!r} holds {storage.size} elements, expected {size}")
+                raise _Invalid(f"storage {short_repr(key)} holds {storage.size} elements, expected {size}")
             self._storages[key] = storage
         return self._storages[key]
 
@@ -298,7 +298,7 @@ def _load_torch_zip(archive: Archive, pickle_name: str) -> dict[str, np.ndarray]
     data = archive.read(pickle_name)  # the unpickler reads from a buffer of exactly its size
     unpickler = _RestrictedUnpickler(io.BytesIO(data), read_record,
                                      TENSOR_BYTES_PER_FILE_BYTE * archive.size, path, pickle_name)
-    part = f"member {pickle_name!r}"
+    part = f"member {short_repr(pickle_name)}"
     with parsing(path, part, "the pickle is damaged", error_type=CheckpointPickleError):
         try:
             _check_opcodes(data)  # pickletools' errors on damaged bytes are caught above
@@ -330,11 +330,11 @@ def _flatten_module(root: TorchScriptObject, budget: int) -> dict[str, np.ndarra
         where = prefix.rstrip(".") or "<root>"
         state = getattr(module, "state", None)
         if not isinstance(state, dict):
-            raise _Invalid(f"module {where!r} has no attribute dict")
+            raise _Invalid(f"module {short_repr(where)} has no attribute dict")
         children = []
         for name, value in state.items():
             if not isinstance(name, str):
-                raise _Invalid(f"module {where!r} has an attribute named {short_repr(name)}")
+                raise _Invalid(f"module {short_repr(where)} has an attribute named {short_repr(name)}")
             if isinstance(value, np.ndarray):
                 state_dict[prefix + name] = value
                 budget -= len(prefix) + len(name)

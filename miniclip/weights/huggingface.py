@@ -86,7 +86,7 @@ def convert_hf_state_dict(hf_state_dict: dict[str, np.ndarray]) -> dict[str, np.
             continue
         match = _HF_BLOCK_NAME.fullmatch(name)
         if match is None:
-            raise ValueError(f"unrecognised name in a Hugging Face CLIP checkpoint: {name!r}")
+            raise ValueError(f"unrecognised name in a Hugging Face CLIP checkpoint: {short_repr(name)}")
         tower, index, part, kind = match.groups()
         block = f"{_HF_TOWERS[tower]}.{index}"
         if part in _HF_QKV_PARTS:
@@ -94,7 +94,7 @@ def convert_hf_state_dict(hf_state_dict: dict[str, np.ndarray]) -> dict[str, np.
         elif part in _HF_BLOCK_PARTS:
             state_dict[f"{block}.{_HF_BLOCK_PARTS[part]}.{kind}"] = value
         else:
-            raise ValueError(f"unrecognised name in a Hugging Face CLIP checkpoint: {name!r}")
+            raise ValueError(f"unrecognised name in a Hugging Face CLIP checkpoint: {short_repr(name)}")
 
     for (block, kind), parts in qkv.items():
         missing = [letter for letter in "qkv" if letter not in parts]

@@ -65,7 +65,7 @@ def read_npz_members(archive: Archive) -> dict[str, np.ndarray]:
     names = archive.names
     others = [name for name in names if not name.endswith(".npy")]
     if not names or others:
-        found = f"member {others[0]!r}" if others else "no member"
+        found = f"member {short_repr(others[0])}" if others else "no member"
         raise CheckpointError(archive.path, None, f"a zip archive with {found}, neither a "
                               "PyTorch file (no <folder>/data.pkl) nor an .npz (only .npy "
                               "members)", UNSUPPORTED)
@@ -75,7 +75,7 @@ def read_npz_members(archive: Archive) -> dict[str, np.ndarray]:
 def _read_npy(archive, name) -> np.ndarray:
     """Member ``name`` of ``archive`` as an array, its header checked against its bytes."""
     data = archive.read(name)
-    part = f"member {name!r}"
+    part = f"member {short_repr(name)}"
     shape, fortran_order, dtype, start = _parse_npy_header(data, archive.path, part)
     count = math.prod(shape)
     if len(data) - start != count * dtype.itemsize:

@@ -91,7 +91,7 @@ def load_safetensors(path) -> dict[str, np.ndarray]:
             file.seek(data_start + begin)
             buffer = bytearray(file.read(end - begin))  # bytearray: the array is writable
             if len(buffer) != end - begin:  # the file shrank while being read
-                raise CheckpointError(path, f"tensor {name!r}", "the file is truncated")
+                raise CheckpointError(path, f"tensor {short_repr(name)}", "the file is truncated")
             state_dict[name] = decode_buffer(buffer, dtype_name).reshape(shape)
     return state_dict
 
@@ -122,16 +122,16 @@ def _parse_header(raw, path):
                 and isinstance(shape, list) and len(shape) <= MAX_NDIM
                 and isinstance(offsets, list) and len(offsets) == 2
                 and all(is_count(n) for n in [*shape, *offsets])):
-            raise CheckpointError(path, f"header entry {name!r}", f"malformed safetensors header "
-                                  f"entry {name!r}: {short_repr(entry)}")
+            raise CheckpointError(path, f"header entry {short_repr(name)}", f"malformed safetensors header "
+                                  f"entry {short_repr(name)}: {short_repr(entry)}")
         if dtype_name not in DTYPES:
-            raise CheckpointError(path, f"header entry {name!r}", f"tensor {name!r} has "
+            raise CheckpointError(path, f"header entry {short_repr(name)}", f"tensor {short_repr(name)} has "
                                   f"unsupported dtype {short_repr(dtype_name)}",
                                   f"expected one of {', '.join(DTYPES)}")
         begin, end = offsets
         expected = math.prod(shape) * DTYPES[dtype_name].itemsize
         if end - begin != expected:
-            raise CheckpointError(path, f"header entry {name!r}", f"data_offsets {offsets} "
+            raise CheckpointError(path, f"header entry {short_repr(name)}", f"data_offsets {offsets} "
                                   f"span {end - begin} bytes, but {dtype_name} of shape "
                                   f"{shape} needs {expected}")
         entries[name] = (dtype_name, shape, begin, end)
@@ -143,12 +143,12 @@ def _check_layout(entries, data_size, path):
     previous_end, previous = 0, None
     for name, (_, _, begin, end) in sorted(entries.items(), key=lambda item: item[1][2:]):
         if end > data_size:
-            raise CheckpointError(path, f"tensor {name!r}", f"its data_offsets [{begin}, {end}] "
+            raise CheckpointError(path, f"tensor {short_repr(name)}", f"its data_offsets [{begin}, {end}] "
                                   f"reach past the {data_size} bytes of data: the file is "
                                   "truncated", DAMAGED)
         if begin < previous_end:
-            raise CheckpointError(path, f"tensor {name!r}", f"its data_offsets [{begin}, {end}] "
-                                  f"overlap those of {previous!r}")
+            raise CheckpointError(path, f"tensor {short_repr(name)}", f"its data_offsets [{begin}, {end}] "
+                                  f"overlap those of {short_repr(previous)}")
         if end > begin:
             previous_end, previous = end, name
 

@@ -23,7 +23,7 @@ import os
 import stat
 import zipfile
 
-from .errors import DAMAGED, UNSUPPORTED, CheckpointError, parsing
+from .errors import DAMAGED, UNSUPPORTED, CheckpointError, parsing, short_repr
 
 __all__ = ["Archive", "DEFLATE_MAX_RATIO", "open_regular_file"]
 
@@ -76,11 +76,11 @@ class Archive:
         counts = collections.Counter(info.filename for info in infos)
         repeated = [name for name, count in counts.items() if count > 1]
         if repeated:
-            raise CheckpointError(self.path, f"member {repeated[0]!r}",
+            raise CheckpointError(self.path, f"member {short_repr(repeated[0])}",
                                   f"appears {counts[repeated[0]]} times in the archive")
         compressed_total = 0
         for info in infos:
-            part = f"member {info.filename!r}"
+            part = f"member {short_repr(info.filename)}"
             if info.flag_bits & 0x1:
                 raise CheckpointError(self.path, part, "is encrypted", UNSUPPORTED)
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
@@ -114,7 +114,7 @@ class Archive:
     def read(self, name) -> bytes:
         """The bytes of member ``name``; a ``CheckpointError`` naming it if it is missing or
         fails its CRC-32 (damaged) or its deflate stream."""
-        part = f"member {name!r}"
+        part = f"member {short_repr(name)}"
         if name not in self._infos:
             raise CheckpointError(self.path, part, "is missing from the archive")
         try:
