@@ -489,3 +489,14 @@ def test_a_damaged_config_json_is_one_error_naming_it(tmp_path, config, problem)
     (folder / "config.json").write_bytes(config)
     error = refused(folder, match=problem)
     assert str(folder / "config.json") in str(error)
+
+
+# ---------------------------------------------------------------------------- the errors
+@pytest.mark.parametrize("error_type", [CheckpointError, CheckpointPickleError, ForbiddenGlobalError])
+def test_an_error_crosses_process_boundaries_whole(error_type):
+    # multiprocessing and MPI ranks pickle an exception to report it
+    error = error_type("w.pt", "member 'archive/data.pkl'", "refusing to load global os.system", "fix it")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is error_type and str(copy) == str(error) == (
+        "w.pt, member 'archive/data.pkl': refusing to load global os.system; fix it")
+    assert (copy.path, copy.part, copy.problem, copy.fix) == (error.path, error.part, error.problem, error.fix)
