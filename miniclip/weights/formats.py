@@ -197,10 +197,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._path, self._member = path, member
 
     def find_class(self, module, name):
-        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return self._rebuild_counted
         if (module, name) in _ALLOWED_GLOBALS:
-            return _ALLOWED_GLOBALS[module, name]
+            allowed = _ALLOWED_GLOBALS[module, name]
+            return self._rebuild_counted if allowed is _rebuild_tensor else allowed
         # TorchScript names the classes of the saved modules "__torch__.<module>.<class>".
         if module == "__torch__" or module.startswith("__torch__."):
             return TorchScriptObject
@@ -236,11 +235,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
             record = self._read_record(key)
             itemsize = DTYPES[storage_type.dtype_name].itemsize
             if len(record) % itemsize:
-                raise _Invalid(f"storage {short_repr(key)} holds {len(record)} bytes, not a whole number "
-                               f"of {storage_type.dtype_name} elements")
+                raise _Invalid(f"storage {short_repr(key)} holds {len(record)} bytes, not a "
+                               f"whole number of {storage_type.dtype_name} elements")
             storage = decode_buffer(record, storage_type.dtype_name)
             if storage.size < size:
-                raise _Invalid(f"storage {short_repr(key)} holds {storage.size} elements, expected {size}")
+                raise _Invalid(f"storage {short_repr(key)} holds {storage.size} elements, "
+                               f"expected {size}")
             self._storages[key] = storage
         return self._storages[key]
 
