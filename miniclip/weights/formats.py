@@ -285,13 +285,13 @@ def _load_torch_zip(archive: Archive, pickle_name: str) -> dict[str, np.ndarray]
     in ``<folder>/data/``.
     """
     path, folder = archive.path, pickle_name[: -len("data.pkl")]
-    if folder + "byteorder" in archive.names and archive.read(folder + "byteorder") != b"little":
+    if folder + "byteorder" in archive and archive.read(folder + "byteorder") != b"little":
         raise CheckpointError(path, f"member '{folder}byteorder'", "big-endian PyTorch "
                               "archives are not supported", "save it on a little-endian machine")
 
     def read_record(key):
         name = f"{folder}data/{key}"
-        if name not in archive.names:
+        if name not in archive:
             raise _Invalid(f"the archive has no storage {short_repr(name)}")
         return archive.read(name)
 

@@ -54,8 +54,8 @@ def open_regular_file(path):
 class Archive:
     """A zip archive whose members' declared sizes were checked against the file.
 
-    Use as a context manager; ``names`` lists the members in archive order and
-    :meth:`read` returns one member's bytes.
+    Use as a context manager; ``names`` lists the members in archive order, ``name in
+    archive`` asks for one, and :meth:`read` returns one member's bytes.
     """
 
     def __init__(self, path):
@@ -107,9 +107,8 @@ class Archive:
     def names(self):
         return list(self._infos)
 
-    def member_size(self, name):
-        """The declared (checked) size of member ``name`` in bytes."""
-        return self._infos[name].file_size
+    def __contains__(self, name):
+        return name in self._infos
 
     def read(self, name) -> bytes:
         """The bytes of member ``name``; a ``CheckpointError`` naming it if it is missing or
