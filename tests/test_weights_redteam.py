@@ -128,6 +128,17 @@ def test_reduce_of_an_allowed_function_with_the_wrong_arguments_is_a_damaged_pic
     assert isinstance(error.__cause__, TypeError)
 
 
+def test_a_pickle_cannot_change_how_the_next_file_is_read(tmp_path):
+    # BUILD sets attributes on what a global names: here torch.FloatStorage's element type.
+    poison = (b"ctorch\nFloatStorage\n" + b"N}X\x0a\x00\x00\x00dtype_nameX\x03\x00\x00\x00F16s\x86b")
+    torch_zip(tmp_path / "evil.pt", PROTOCOL_2 + poison + STOP, {})
+    refused(tmp_path / "evil.pt", CheckpointPickleError)
+    torch_zip(tmp_path / "good.pt", {"t": rebuild_tensor(Storage("FloatStorage", "0", 4), 0, (4,), (1,))},
+              {"0": np.arange(4, dtype="<f4").tobytes()})
+    loaded = read_weights_file(tmp_path / "good.pt")["t"]
+    assert loaded.dtype == np.float32 and loaded.tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
 def test_a_huge_declared_bytes_length_takes_no_memory(tmp_path):
     path = tmp_path / "w.pt"
     torch_zip(path, PROTOCOL_4 + b"\x8e" + struct.pack("<Q", 1 << 40) + b"x" * 16 + STOP, {})

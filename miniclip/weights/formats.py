@@ -37,6 +37,7 @@ tensors together at most :data:`TENSOR_BYTES_PER_FILE_BYTE` times the file's siz
 from __future__ import annotations
 
 import collections
+import functools
 import io
 import math
 import os
@@ -110,6 +111,8 @@ class _Invalid(pickle.UnpicklingError):
 
 class _StorageType:
     """Stand-in for a class such as ``torch.FloatStorage``: just its element type."""
+
+    __slots__ = ("dtype_name",)
 
     def __init__(self, dtype_name: str):
         self.dtype_name = dtype_name
@@ -195,14 +198,22 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._storages = {}  # key -> flat array; tensors may share a storage
         self._tensor_bytes_left = tensor_bytes
         self._path, self._member = path, member
+        # A pickle can set attributes on any object it names (BUILD), so it gets objects of
+        # its own, never ones the next file would get: a class of this load's own for its
+        # modules, and below a fresh storage type or function wrapper per name.
+        self._module_class = type("TorchScriptObject", (TorchScriptObject,), {})
 
     def find_class(self, module, name):
         if (module, name) in _ALLOWED_GLOBALS:
             allowed = _ALLOWED_GLOBALS[module, name]
-            return self._rebuild_counted if allowed is _rebuild_tensor else allowed
+            if isinstance(allowed, _StorageType):
+                return _StorageType(allowed.dtype_name)
+            if allowed is _rebuild_tensor:
+                return self._rebuild_counted
+            return functools.partial(allowed) if allowed is _rebuild_parameter else allowed
         # TorchScript names the classes of the saved modules "__torch__.<module>.<class>".
         if module == "__torch__" or module.startswith("__torch__."):
-            return TorchScriptObject
+            return self._module_class
         raise ForbiddenGlobalError(
             self._path, f"member {short_repr(self._member)}",
             f"refusing to load global {short_repr(module)[1:-1]}.{short_repr(name)[1:-1]}: "
