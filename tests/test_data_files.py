@@ -212,6 +212,13 @@ def test_binary_garbage_as_a_captions_file_is_one_error_naming_the_line(tmp_path
     assert "\n" not in str(caught.value)
 
 
+def test_a_jsonl_line_nested_too_deeply_is_one_error_naming_the_line(tmp_path):
+    (tmp_path / "captions.jsonl").write_text('{"filename": "a.png", "caption": "a cat"}\n'
+                                             + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(DataError, match=r"captions.jsonl, line 2: expected a JSON object"):
+        read_caption_folder(tmp_path)
+
+
 def test_damaged_captions_files_are_read_or_refused_as_data_errors(tmp_path):
     # A seeded campaign over the three formats: 100 damaged copies each.
     originals = {

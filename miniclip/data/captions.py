@@ -194,7 +194,7 @@ def _jsonl_rows(path, text):
         try:
             value = json.loads(record)
             filename, captions = value[IMAGE_COLUMN], value[CAPTION_COLUMN]
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, RecursionError) as error:  # nesting too deep
             raise DataError(f"{path}, line {line}: expected a JSON object with "
                             f"'{IMAGE_COLUMN}' and '{CAPTION_COLUMN}', got "
                             f"{record.strip()[:60]!r} ({error})") from None
