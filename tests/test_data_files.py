@@ -199,6 +199,15 @@ def test_an_over_long_caption_is_a_skipped_row_counted_in_one_warning(tmp_path):
     assert folder.captions == [["a cat"]]
 
 
+def test_a_caption_longer_than_the_csv_module_holds_is_a_skipped_row_too(tmp_path):
+    captions(tmp_path, [("a.png", "a cat"), ("b.png", "x" * 200_000), ("c.png", "a dog")])
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        folder = read_caption_folder(tmp_path)
+    assert only_warning(record).endswith(": line 3 (a field over 131,072 characters)")
+    assert folder.captions == [["a cat"], ["a dog"]]
+
+
 def test_an_empty_captions_file_is_one_error(tmp_path):
     (tmp_path / "captions.csv").write_bytes(b"")
     with pytest.raises(DataError, match="captions.csv is empty; its first line must name the columns"):

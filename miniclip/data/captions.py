@@ -34,7 +34,8 @@ the two columns, a row with extra fields, an unclosed or stray quote, text that 
 UTF-8, a JSONL line that is not an object with both keys, a file with no usable row. A
 problem with one row is skipped and counted, and the first few are named in one warning:
 an empty caption, a row without a file name, a caption over
-:data:`MAX_CAPTION_CHARACTERS` (CLIP reads 77 tokens, a few hundred characters; a longer
+:data:`MAX_CAPTION_CHARACTERS` (or a field over the 131,072 characters Python's csv
+module holds) (CLIP reads 77 tokens, a few hundred characters; a longer
 "caption" is a paste gone wrong), and (when the images are read, ``images.py``) an image
 that is missing or cannot be opened.
 """
@@ -98,7 +99,9 @@ def read_caption_rows(path):
     rows, skipped = [], Skipped(f"rows of {path}")
     read = _jsonl_rows if path.suffix.lower() == ".jsonl" else _delimited_rows
     for line, filename, caption in read(path, text):
-        if not filename:
+        if filename is None:
+            skipped.add(f"line {line}", caption)
+        elif not filename:
             skipped.add(f"line {line}", "no file name")
         elif not caption:
             skipped.add(f"line {line}", f"no caption for {filename}")
@@ -127,7 +130,8 @@ def _decode(path):
 
 
 def _delimited_rows(path, text):
-    """``(line, filename, caption)`` of a CSV (or, for ``.tsv``, tab-separated) text."""
+    """``(line, filename, caption)`` of a CSV (or, for ``.tsv``, tab-separated) text; a row
+    with a field longer than the csv module holds comes as ``(line, None, why)``."""
     tsv = path.suffix.lower() == ".tsv"
     separator = "tab" if tsv else "comma"
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if tsv else ",",
@@ -141,6 +145,10 @@ def _delimited_rows(path, text):
         except csv.Error as error:
             if "unexpected end of data" in str(error):  # the quote is never closed
                 raise DataError(f"{path}, line {start}: {UNCLOSED_QUOTE}") from None
+            if "field larger than field limit" in str(error) and header is not None:
+                end = reader.line_num  # the reader goes on with the next line
+                yield start, None, f"a field over {csv.field_size_limit():,} characters"
+                continue
             raise DataError(f"{path}, line {reader.line_num}: {error}; in a quoted caption, "
                             'write a double quote twice ("a ""big"" cat")') from None
         if fields is None:
