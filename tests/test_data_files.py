@@ -105,6 +105,24 @@ def test_a_decompression_bomb_is_an_error_not_a_warning(tmp_path, monkeypatch, s
     assert len(readable) == 0 and "MAX_IMAGE_PIXELS" in skipped.entries[0][1]
 
 
+def test_pils_header_warnings_are_dropped_and_other_threads_warnings_given_again(tmp_path, monkeypatch):
+    path = tmp_path / "photo.png"
+    path.write_bytes(png_bytes())
+    pil_open = Image.open
+
+    def open_meanwhile(file):  # PIL warns about the header; another thread warns meanwhile
+        warnings.warn_explicit("Corrupt EXIF data", UserWarning,
+                               os.path.join(os.path.dirname(Image.__file__), "TiffImagePlugin.py"), 1)
+        warnings.warn_explicit("progress: step 7", UserWarning, "elsewhere.py", 3)
+        return pil_open(file)
+
+    monkeypatch.setattr(Image, "open", open_meanwhile)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        assert read_image(path).size == (12, 10)
+    assert [str(w.message) for w in record] == ["progress: step 7"]
+
+
 def test_a_one_pixel_image_is_upscaled_like_any_other(tmp_path):
     path = save(tmp_path / "dot.png", Image.new("RGB", (1, 1), (255, 0, 0)))
     pixels = Preprocess(16)(read_image(path))  # [3, 16, 16]

@@ -41,6 +41,9 @@ IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 # only the header: decoding, the slow part, happens outside the lock).
 _OPEN_LOCK = threading.Lock()
 
+# Where PIL's modules are, to tell its warnings from those other threads give meanwhile.
+_PIL_FOLDER = os.path.dirname(Image.__file__)
+
 
 def open_image(path):
     """``Image.open(path)`` under the policy of the module docstring (the pixels are not
@@ -48,23 +51,30 @@ def open_image(path):
     path = os.fspath(path)
     if os.path.exists(path) and not os.path.isfile(path):  # a pipe would block the open
         raise UnreadableImage(path, "not a regular file")
-    # PIL's other warnings while reading a header (corrupt EXIF and the like, common in real
-    # photos) are dropped: a file is either read or skipped and counted, never both.
-    with _OPEN_LOCK, warnings.catch_warnings(record=True):
-        warnings.simplefilter("always")
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
+    caught = []
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no such image file: {path}") from None
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-            raise UnreadableImage(path, f"{error} (over Image.MAX_IMAGE_PIXELS, "
-                                  f"{Image.MAX_IMAGE_PIXELS:,}: raise it for images you "
-                                  "trust)") from error
-        except MemoryError:
-            raise
-        except Exception as error:  # PIL's parsers raise many kinds on damaged headers
-            raise UnreadableImage(path, error) from error
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such image file: {path}") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise UnreadableImage(path, f"{error} (over Image.MAX_IMAGE_PIXELS, "
+                              f"{Image.MAX_IMAGE_PIXELS:,}: raise it for images you "
+                              "trust)") from error
+    except MemoryError:
+        raise
+    except Exception as error:  # PIL's parsers raise many kinds on damaged headers
+        raise UnreadableImage(path, error) from error
+    finally:
+        # PIL's warnings about a header (corrupt EXIF and the like, common in real photos)
+        # are dropped: a file is read or skipped and counted, never both. Other threads'
+        # warnings, caught in passing, are given again.
+        for warning in caught:
+            if not warning.filename.startswith(_PIL_FOLDER):
+                warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                       warning.lineno)
     width, height = image.size
     if min(width, height) < 1 or max(width, height) > MAX_ASPECT_RATIO * min(width, height):
         image.close()
