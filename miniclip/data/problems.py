@@ -16,6 +16,7 @@ from pathlib import Path
 #: How many skipped rows or files a warning names (the rest are counted).
 NAMED_IN_WARNINGS = 5
 
+
 class DataError(ValueError):
     """A captions file or image folder that cannot be used as it is; the message names the
     file (and line) and says how to fix it."""
