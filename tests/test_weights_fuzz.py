@@ -1,6 +1,6 @@
 """A seeded fuzz campaign of the checkpoint readers (``scripts/fuzz_checkpoints.py``, which
 runs 10,000 files and more): a few hundred damaged copies of the fixtures, loaded in one
-child process under a 3 GB address-space limit and a time limit per file."""
+child process whose address space may grow by at most 3 GB, with a time limit per file."""
 import collections
 import importlib.util
 import pathlib
