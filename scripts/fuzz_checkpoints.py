@@ -409,7 +409,7 @@ def table(results):
     labels = {"loaded": "loaded (the damage hit tensor bytes or padding)",
               "clear": "a CheckpointError naming the file, the part and the fix",
               "unclear": "an unclear error (another type, or not naming the file)",
-              "memory": "MemoryError (3 GB address-space limit)", "hang": "hang",
+              "memory": "MemoryError (under the address-space limit)", "hang": "hang",
               "crash": "crash"}
     lines += [f"| {labels[name]} | {counts[name]:,} |" for name in OUTCOMES]
     lines += [f"| **total** | **{len(results):,}** |", "",
