@@ -185,7 +185,8 @@ def load_training_state(path, model, optimizer=None, scaler=None):
             scaler.load_state_dict(meta["scaler"])
         except (KeyError, ValueError, TypeError) as error:
             raise CheckpointError(path, "member 'meta.npy', field 'scaler'",
-                                  f"is not a loss scaler's state ({summary(error)})") from error
+                                  f"is not a loss scaler's state ({summary(error)})",
+                                  _DAMAGED_RUN) from error
     return {"step": meta["step"], "extra": meta["extra"]}
 
 
