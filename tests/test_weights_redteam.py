@@ -6,6 +6,7 @@ Memory is checked where it matters by loading in a forked child whose address sp
 grow by at most 1 GiB (``load_under_memory_limit``): an allocation from a lying size then
 fails there as a ``MemoryError`` instead of succeeding lazily."""
 import copyreg
+import io
 import json
 import multiprocessing
 import os
@@ -29,6 +30,7 @@ from miniclip.weights import (
     read_weights_file,
     save_safetensors,
 )
+from miniclip.weights.npz import read_npy_bytes
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 PROTOCOL_2, PROTOCOL_4, STOP = b"\x80\x02", b"\x80\x04", b"."
@@ -449,6 +451,15 @@ def test_an_npy_header_declaring_a_huge_shape_takes_no_memory(tmp_path):
     zip_with(path, {"a.npy": npy(HEADER.format("<f4", False, "(1099511627776,)"), b"\x00" * 8)})
     name, message = load_under_memory_limit(path, read_npz)
     assert name == "CheckpointError" and "declares 1099511627776 elements" in message
+
+
+def test_npy_bytes_from_anywhere_are_read_only_when_the_header_fits_them():
+    buffer = io.BytesIO()
+    np.save(buffer, np.arange(6, dtype=np.int16).reshape(2, 3))
+    np.testing.assert_array_equal(read_npy_bytes(buffer.getvalue(), "message"), np.arange(6).reshape(2, 3))
+    lying = npy(HEADER.format("<f8", False, "(1099511627776,)"), b"\x00" * 8)
+    with pytest.raises(CheckpointError, match="message, array: its header declares 1099511627776"):
+        read_npy_bytes(lying, "message", "array")
 
 
 def test_an_object_array_is_refused_without_unpickling_it(tmp_path):

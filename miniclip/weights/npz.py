@@ -23,7 +23,7 @@ from .dtypes import MAX_NDIM, is_count
 from .errors import UNSUPPORTED, CheckpointError, parsing, short_repr
 from .zips import Archive
 
-__all__ = ["read_npz", "read_npz_members", "save_npz"]
+__all__ = ["read_npy_bytes", "read_npz", "read_npz_members", "save_npz"]
 
 _NPY_MAGIC = b"\x93NUMPY"
 
@@ -73,13 +73,18 @@ def read_npz_members(archive: Archive) -> dict[str, np.ndarray]:
 
 
 def _read_npy(archive, name) -> np.ndarray:
-    """Member ``name`` of ``archive`` as an array, its header checked against its bytes."""
-    data = archive.read(name)
-    part = f"member {short_repr(name)}"
-    shape, fortran_order, dtype, start = _parse_npy_header(data, archive.path, part)
+    """Member ``name`` of ``archive`` as an array."""
+    return read_npy_bytes(archive.read(name), archive.path, f"member {short_repr(name)}")
+
+
+def read_npy_bytes(data: bytes, path, part=None) -> np.ndarray:
+    """The array of the ``.npy`` bytes ``data``, its header checked against them before any
+    memory is taken; a ``CheckpointError`` naming ``path`` and ``part`` if they disagree or
+    hold Python objects."""
+    shape, fortran_order, dtype, start = _parse_npy_header(data, path, part)
     count = math.prod(shape)
     if len(data) - start != count * dtype.itemsize:
-        raise CheckpointError(archive.path, part, f"its header declares {count} elements of "
+        raise CheckpointError(path, part, f"its header declares {count} elements of "
                               f"{dtype.itemsize} bytes (shape {shape}), the member holds "
                               f"{len(data) - start} bytes of data")
     flat = np.frombuffer(data, dtype=dtype, count=count, offset=start)
