@@ -185,3 +185,14 @@ def test_a_zip_member_failing_its_crc_names_the_member_and_the_fix(tmp_path):
     path.write_bytes(bytes(data))
     assert_clear(path, "member 'token_embedding.weight.npy': fails its CRC-32 check; the file "
                  "is damaged or incomplete: download or copy it again", cause=zipfile.BadZipFile)
+
+
+def test_a_persistent_id_holding_a_tensor_gives_a_one_line_message(tmp_path):
+    # found by scripts/fuzz_checkpoints.py (pickle integers): a memo index pointing at a
+    # tensor put an array, whose repr spans lines, into the message
+    inner = rebuild_tensor(Storage("FloatStorage", "0", 24), 0, (24,), (1,))
+    path = tmp_path / "w.pt"
+    torch_zip(path, {"t": rebuild_tensor(Storage("FloatStorage", inner, 4), 0, (4,), (1,))},
+              {"0": np.zeros(24, "<f4").tobytes()})
+    error = assert_clear(path, r"unsupported persistent id \('storage'", CheckpointPickleError)
+    assert "\n" not in str(error)

@@ -95,8 +95,9 @@ def summary(error: BaseException) -> str:
 
 
 def short_repr(value) -> str:
-    """A repr of untrusted data that stays short (and cannot recurse without end)."""
-    return _SHORT.repr(value)
+    """A repr of untrusted data that stays short and on one line (and cannot recurse
+    without end); an array's repr, for one, spans lines."""
+    return _SHORT.repr(value).replace("\n", " ")
 
 
 _SHORT = reprlib.Repr()
