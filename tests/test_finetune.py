@@ -141,3 +141,15 @@ def test_openais_vocabulary_is_chosen_by_its_size(tmp_path, monkeypatch):
     tokenizer, description = training_tokenizer(load_trainable(tmp_path / "openai_vocab.npz"))
     assert description == "OpenAI's byte-level BPE (49,408 ids)" and asked == [None]
     assert tokenizer(["x"]).shape == (1, 32)
+
+
+def test_a_failed_download_of_a_released_model_says_to_pass_a_path(monkeypatch):
+    import miniclip.weights.hub as hub
+
+    def offline(name, root=None):
+        raise RuntimeError(f"downloading {name} failed: no network")
+
+    monkeypatch.setattr(hub, "download", offline)
+    with pytest.raises(ValueError, match=r"--init-from ViT-B/32: downloading ViT-B/32 failed: "
+                                         r"no network\. Offline\? .* pass its path"):
+        load_trainable("ViT-B/32")

@@ -45,7 +45,11 @@ class InitialWeights(NamedTuple):
 
 def load_trainable(source, download_root=None):
     """The :class:`InitialWeights` of ``source`` (a released name or a path)."""
-    path = weights_path(source, download_root)
+    try:
+        path = weights_path(source, download_root)
+    except RuntimeError as error:  # a released model's download that failed
+        raise ValueError(f"--init-from {source}: {error}. Offline? Download the file "
+                         "elsewhere and pass its path to --init-from") from None
     model = build_model(model_weights(load_state_dict(path))).train()
     return InitialWeights(model, os.fspath(source), path, weights_sha256(path),
                           config_name(model.config) or "custom")
@@ -119,15 +123,15 @@ def training_tokenizer(initial, merges=None):
     clip/open_clip package provides it. A tokenizer that does not fit the weights raises
     ``ValueError``, one line naming the fix."""
     model = initial.model
-    known = (OPENAI_VOCAB_SIZE, MINICLIP_VOCAB_SIZE)
-    if merges is None and model.vocab_size not in known:
-        raise ValueError(f"--init-from {initial.source}: its vocabulary has "
-                         f"{model.vocab_size:,} ids, neither miniclip's ({MINICLIP_VOCAB_SIZE:,})"
-                         f" nor OpenAI's ({OPENAI_VOCAB_SIZE:,}); pass the merges file it was "
-                         "trained with as --tokenizer FILE")
     try:
         tokenize = tokenizer_for(model, merges)
-    except ValueError as error:  # a merges file of another vocabulary
+    except ValueError as error:
+        if merges is None:  # a vocabulary that is neither miniclip's nor OpenAI's
+            raise ValueError(f"--init-from {initial.source}: its vocabulary has "
+                             f"{model.vocab_size:,} ids, neither miniclip's "
+                             f"({MINICLIP_VOCAB_SIZE:,}) nor OpenAI's ({OPENAI_VOCAB_SIZE:,}); "
+                             "pass the merges file it was trained with as --tokenizer FILE"
+                             ) from None
         fix = ("leave --tokenizer out: miniclip's own vocabulary is the tiny presets'"
                if model.vocab_size == MINICLIP_VOCAB_SIZE else
                "pass the merges file the weights were trained with")
