@@ -220,6 +220,17 @@ def test_init_from_without_data_is_refused(pretrained, capsys):
 
 
 def test_train_shift_draws_the_training_pictures_shifted(tmp_path):
+    from miniclip.data import CLIPCollate
+    from miniclip.training.config import RunConfig
+    from miniclip.training.run import training_data
+
+    collate = CLIPCollate.for_model(32, 32)
+    brightness = {}
+    for shift in ([], ["--train-shift", "background"]):
+        config = RunConfig.from_args(parse_args(SMALL + shift + ["--out", str(tmp_path)]))
+        images, _ = next(training_data(config, 32, collate)[0].batches())   # [8, 3, 32, 32]
+        brightness[bool(shift)] = float(images.mean())
+    assert brightness[True] > brightness[False] + 1  # bright stripes, not dark plain grounds
     assert main(SMALL + ["--train-shift", "background", "--steps", "1",
                          "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / METRICS).read_text())["train_shift"] == "background"
