@@ -371,12 +371,14 @@ def wise_ft(args):
     accuracies = {given: [row[given] for row in rows] for given in args.eval_dir}
     means = np.mean(list(accuracies.values()), axis=0).tolist()              # [A]
     best, beats_both = best_alpha(args.alphas, means)
+    widths = [max(len(given), 6) for given in args.eval_dir]
     print("zero-shot top-1 of (1 - α)·zero-shot + α·fine-tuned:")
-    print("  α      " + "  ".join(f"{given:>14}" for given in args.eval_dir) + "            mean")
+    print("  α      " + "  ".join(f"{given:>{width}}" for given, width
+                                  in zip(args.eval_dir, widths)) + "    mean")
     for row, mean in zip(rows, means):
-        print(f"  {row['alpha']:<5g}  " + "  ".join(f"{_percent(row[given]):>14}"
-                                                    for given in args.eval_dir)
-              + f"  {_percent(mean):>14}")
+        print(f"  {row['alpha']:<5g}  " + "  ".join(f"{_percent(row[given]):>{width}}" for
+                                                    given, width in zip(args.eval_dir, widths))
+              + f"  {_percent(mean):>6}")
     print(f"best mean at α = {best:g}: {_percent(max(means))}, "
           + ("above both ends" if beats_both else "not above both ends"))
     plot_sweep(args.plot, args.alphas, accuracies)
