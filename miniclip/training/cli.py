@@ -69,6 +69,7 @@ from .config import (
 )
 from .finetune import FINE_TUNING
 from .progress import Interrupted
+from .recipe import TOWER_ADAM
 from .run import train
 from .state import NonFiniteError
 
@@ -196,8 +197,9 @@ def add_fine_tuning_arguments(parser):
         f"{FINE_TUNING['lr']:g} (not 1e-3), --warmup {FINE_TUNING['warmup_fraction']:.0%} of "
         f"--steps (not 10%), --weight-decay {FINE_TUNING['weight_decay']:g} (not 0.2), "
         f"--steps {FINE_TUNING['steps']}; Adam's betas and eps are the paper's for the image "
-        "tower (ViT 0.9, 0.98, 1e-6; ResNet 0.9, 0.999, 1e-8). The run folder records them, "
-        "the source and its SHA-256.", 79))
+        "tower (" + "; ".join(f"{tower} {adam['betas'][0]:g}, {adam['betas'][1]:g}, "
+                              f"{adam['eps']:g}" for tower, adam in TOWER_ADAM.items())
+        + "). The run folder records them, the source and its SHA-256.", 79))
     add = group.add_argument
     add("--init-from", metavar="WEIGHTS",
         help="start from these weights: a released name (ViT-B/32), a .pt, .npz or "
