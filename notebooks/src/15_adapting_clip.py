@@ -293,8 +293,8 @@ def permuted_twin(state, seed=1):
     return state
 
 
-twin = permuted_twin(zero_shot)
 with exercise("15b: permuted hidden units") as check:
+    twin = permuted_twin(zero_shot)
     images = tests["clean"][0][:16]
     original, shuffled = build_model(zero_shot), build_model(twin)
     check.close("image features of the permuted twin", shuffled.encode_image(images),
