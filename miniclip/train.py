@@ -65,7 +65,7 @@ from .data import (
 )
 from .evaluation.shapes import ShapesBenchmark
 from .fileio import atomic_write
-from .models import create_model
+from .models import create_model, trim_padding
 from .optim import WarmupCosine, clip_grad_norm_
 from .training import plots
 from .training.loss import LOGIT_SCALE_INIT, cap_logit_scale_, clip_loss
@@ -592,19 +592,6 @@ def _data(args, image_size, collate):
     benchmark = ShapesBenchmark(image_size, collate, args.eval_size,
                                 max(args.eval_size // 3, 1), seed=args.seed)
     return loader, benchmark
-
-
-def trim_padding(tokens):
-    """Drop the columns ``tokens [N, C]`` holds only padding (id 0) in: ``[N, L]``, L <= C.
-
-    The text tower pools at the end-of-text token, and its causal mask lets no position
-    see the positions after it, so padding after the end-of-text token cannot change the
-    text features: the model gives the same features for ``[N, L]`` as for ``[N, C]``. Our
-    captions fill at most 13 of the tiny model's 32 positions, so this more than halves
-    the text tower's work.
-    """
-    used = np.flatnonzero(tokens.any(axis=0))  # columns holding a real token in some row
-    return tokens[:, :used[-1] + 1]
 
 
 def _resume(args, model, optimizer, scaler, run):
