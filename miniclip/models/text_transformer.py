@@ -48,13 +48,12 @@ def trim_padding(tokens):
 
     The text tower pools at the end-of-text token, and its causal mask lets no position
     see the positions after it, so padding after the end-of-text token cannot change the
-    text features: the model gives the same features for ``[N, L]`` as for ``[N, C]``. Our
-    captions fill at most 13 of the tiny model's 32 positions, so this more than halves
-    the text tower's work.
+    text features: the model gives the same features for ``[N, L]`` as for ``[N, C]``
+    (module docstring). Short captions then cost the text tower only the positions they
+    fill: the synthetic shapes' captions fill at most 13 of the tiny model's 32.
     """
     used = np.flatnonzero(tokens.any(axis=0))  # columns holding a real token in some row
     return tokens[:, :used[-1] + 1]
-
 
 
 class TextTransformer(nn.Module):
