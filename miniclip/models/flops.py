@@ -80,6 +80,12 @@ def image_flops(config):
     return _vit_image_flops(config)
 
 
+def text_positions(tokens):
+    """The positions ``encode_text`` runs for token ids ``[N, C]`` (host or device): up to
+    the batch's last end-of-text token, the largest id of a row."""
+    return int(tokens.argmax(axis=-1).max()) + 1
+
+
 def training_step_flops(config, batch_size, text_length=None):
     """FLOPs of one training step on ``batch_size`` (image, caption) pairs whose captions
     run over ``text_length`` positions: 3 forwards (``TRAINING_FACTOR``) of both towers.
