@@ -57,6 +57,7 @@ from miniclip.optim import (  # noqa: E402
 )
 from miniclip.system import (  # noqa: E402
     blas_description,
+    blas_threads,
     matmul_peak_flops,
     model_flops_utilization,
     reuse_freed_memory,
@@ -345,6 +346,8 @@ def main(argv=None):
         rows = bench_gpu(reference, args.repeats, args.quick)
         print_gpu_table(rows)
         return rows
+    if torch is not None:  # the same number of threads as NumPy's BLAS
+        torch.set_num_threads(blas_threads() or os.cpu_count())
     print(f"CPU cores: {os.cpu_count()}; NumPy {np.__version__}"
           + (f"; PyTorch {torch.__version__}, {torch.get_num_threads()} threads" if torch else
              "; PyTorch not installed (miniclip only)"))

@@ -13,4 +13,4 @@ stack, and so may be imported first by anything.
 from .blas import blas_description, matmul_peak_flops, model_flops_utilization
 from .files import atomic_write
 from .memory import reuse_freed_memory
-from .threads import limit_blas_threads
+from .threads import blas_threads, limit_blas_threads
