@@ -558,3 +558,16 @@ def test_conv2d_accepts_the_strided_output_of_another_conv2d(device):
     y = F.conv2d(hidden, w2)
     expected = ref_conv2d(ref_conv2d(x.numpy(), w1.numpy(), padding=(1, 1)), w2.numpy())
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_conv2d_of_a_constant_input_gives_the_weight_gradient_and_none_for_the_input(device):
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 3, 5, 5)), device=device)           # no requires_grad
+    w = Tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True, device=device)
+    gy = rng.standard_normal((2, 4, 5, 5))
+    F.conv2d(x, w, padding=1).backward(Tensor(gy, device=device))
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.pad(x.numpy(), ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), axis=(2, 3))
+    expected = np.einsum("nohw,nchwij->ocij", gy, windows)                # [O, C, 3, 3]
+    np.testing.assert_allclose(backend.to_numpy(w.grad), expected, rtol=1e-10)
+    assert x.grad is None

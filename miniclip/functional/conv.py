@@ -155,6 +155,10 @@ class Conv2d(Function):
     numbers (a window's row) instead of runs of W_out pixels, which at a ResNet's 7 x 7
     last stage are 7 numbers long. dL/dY arrives in the same layout, so gY_mat is a view too.
 
+    When x needs no gradient (the images entering the first layer), dL/dx is not
+    computed: the engine would drop it, and at the input's resolution its col2im is the
+    largest of the network.
+
     Two cases skip the copy or its keeping:
 
     * A 1 x 1 kernel with stride 1 and no padding (most of a ResNet's convolutions) needs
@@ -211,13 +215,18 @@ class Conv2d(Function):
             cols, _ = self._im2col()                                # [N Ho Wo, kh kw C]
         in_ch = cols.shape[1] // (kh * kw)
         gw = (g_mat.T @ cols).reshape(out_ch, kh, kw, in_ch).transpose(0, 3, 1, 2)
-        if self._pointwise():
+        if not self.inputs[0].requires_grad:
+            gx = None  # a network's input images: col2im would be its largest
+        elif self._pointwise():
             gx = (g_mat @ self.w_mat).reshape(n, out_h, out_w, in_ch).transpose(0, 3, 1, 2)
         else:
-            # dL/dX_col [N Ho Wo, kh kw C] overwrites the columns, which are used up.
-            g_cols = backend.get_array_module(cols).matmul(g_mat, self.w_mat, out=cols)
-            g_windows = g_cols.reshape(n, out_h, out_w, kh, kw, in_ch)
-            g_windows = g_windows.transpose(0, 5, 1, 2, 3, 4)       # [N, C, Ho, Wo, kh, kw]
+            # dL/dX_col, one [N Ho Wo, C] block per kernel offset (so that col2im adds
+            # contiguous runs of W_out C numbers), overwrites the columns, which are used up.
+            w_offsets = self.w_mat.reshape(out_ch, kh * kw, in_ch).transpose(1, 0, 2)
+            g_offsets = backend.get_array_module(cols).matmul(    # [kh kw, N Ho Wo, C]
+                g_mat, w_offsets, out=cols.reshape(kh * kw, -1, in_ch))
+            g_windows = g_offsets.reshape(kh, kw, n, out_h, out_w, in_ch)
+            g_windows = g_windows.transpose(2, 5, 3, 4, 0, 1)       # [N, C, Ho, Wo, kh, kw]
             padded_shape = self.x_pad.transpose(0, 3, 1, 2).shape
             gx = _unpad(_add_windows(g_windows, padded_shape, self.stride), self.padding)
         return (gx, gw, g_mat.sum(axis=0)) if self.has_bias else (gx, gw)
