@@ -28,6 +28,7 @@ With torch and the ``clip-anytorch`` package installed, each measurement is repe
 with OpenAI's ``clip/model.py`` holding the same weights and the same batch; the two are
 timed alternately (so both see the same machine load) and the medians are compared.
 ``--profile`` prints where miniclip's training step spends its time, by function.
+``--cpu-time`` times by the process's CPU time instead of the wall clock.
 
 Freed memory is kept for reuse (``miniclip/system/memory.py``), as the training program
 does; the setting is the process's, so PyTorch gets it too. ``--system-malloc`` leaves
@@ -75,10 +76,16 @@ TRAIN_BATCH = 64
 ADAMW = dict(lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.2)  # the paper's ViT settings
 
 
+#: The clock of every measurement: wall time, or with ``--cpu-time`` this process's CPU
+#: time, which other programs on a busy machine disturb far less (both libraries run one
+#: thread, so it is their compute time).
+clock = time.perf_counter
+
+
 def seconds(function):
-    start = time.perf_counter()
+    start = clock()
     function()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def compare(label, ours, theirs, repeats, flops=None, examples=None):
@@ -106,7 +113,8 @@ def compare(label, ours, theirs, repeats, flops=None, examples=None):
 
 def rate(flops, examples, seconds):
     """`` 123.4 img/s  MFU 45%``: examples per second and the share of the measured peak."""
-    return (f"{examples / seconds:8.1f} /s  MFU {model_flops_utilization(flops, seconds):4.0%}")
+    mfu = model_flops_utilization(flops, seconds, matmul_peak_flops(clock=clock))
+    return f"{examples / seconds:8.1f} /s  MFU {mfu:4.0%}"
 
 
 def text_length(tokens):
@@ -332,11 +340,16 @@ def main(argv=None):
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--quick", action="store_true",
                         help="tiny models and batches: check that the script runs")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time by this process's CPU time instead of the wall clock "
+                             "(steadier on a busy machine; for one thread each)")
     parser.add_argument("--system-malloc", action="store_true",
                         help="leave glibc's malloc as it starts, instead of keeping freed "
                              "memory for reuse as the training program does (both libraries "
                              "share the process, so the setting applies to both)")
     args = parser.parse_args(argv)
+    global clock
+    clock = time.process_time if args.cpu_time else time.perf_counter
     if not args.system_malloc:
         print(reuse_freed_memory())
     reference = import_reference_model() if torch is not None else None
@@ -353,7 +366,8 @@ def main(argv=None):
              "; PyTorch not installed (miniclip only)"))
     variables = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}
     print(f"{blas_description()}; environment {variables or 'no OPENBLAS_* variable'}")
-    print(f"float32 matmul peak {matmul_peak_flops() / 1e9:.0f} GFLOP/s (measured now); "
+    print(f"float32 matmul peak {matmul_peak_flops(clock=clock) / 1e9:.0f} GFLOP/s (measured "
+          f"now{', CPU time' if args.cpu_time else ''}); "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     bench_encoders(reference, args.repeats, args.quick)
     for name in ("tiny-vit", "tiny-rn"):
