@@ -13,6 +13,8 @@ the closed-form backward is a few array operations.
 Statistics of float16 inputs are computed in float32 and the output cast back, as CLIP's
 LayerNorm does (see ``backend.accumulation_dtype``).
 """
+import numpy as np
+
 from .. import backend
 from ..autograd import Function, Tensor
 from .activation import ReLU
@@ -201,9 +203,15 @@ class FrozenBatchNorm(Function):
         if self.has_bias:
             shift = shift + affine[-1].reshape(channels)
         self.x = x32
-        y = (_scale_shift_relu if self.relu else _scale_shift)(x32, self.scale, shift)
+        if xp is np:  # in place: one new array, not the two or three of the expression
+            y = x32 * self.scale
+            y += shift
+            if self.relu:
+                np.maximum(y, 0, out=y)
+        else:  # one fused kernel on a GPU
+            y = (_scale_shift_relu if self.relu else _scale_shift)(x32, self.scale, shift)
         self.y = y if self.relu else None
-        return y.astype(x.dtype)
+        return y.astype(x.dtype, copy=False)
 
     def backward(self, gy):
         gz = gy.astype(self.x.dtype, copy=False)
