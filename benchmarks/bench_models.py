@@ -117,11 +117,6 @@ def rate(flops, examples, seconds):
     return f"{examples / seconds:8.1f} /s  MFU {mfu:4.0%}"
 
 
-def text_length(tokens):
-    """The positions ``encode_text`` runs: up to the batch's last end-of-text token."""
-    return int(tokens.argmax(axis=-1).max()) + 1
-
-
 def reference_copy(reference, model):
     """OpenAI's CLIP with the configuration and weights of a miniclip model."""
     twin = reference.CLIP(**model.config)
@@ -171,8 +166,9 @@ def bench_encoders(reference, repeats, quick=False):
         side, context = model.input_resolution, model.context_length
         compare(f"{name} encode_image 8x{side}px", ours_image, theirs_image, repeats,
                 8 * flops.image_flops(model.config), 8)
-        compare(f"{name} encode_text 8x{context} (runs {text_length(tokens)})", ours_text,
-                theirs_text, repeats, 8 * flops.text_flops(model.config, text_length(tokens)), 8)
+        runs = flops.text_positions(tokens)
+        compare(f"{name} encode_text 8x{context} (runs {runs})", ours_text, theirs_text, repeats,
+                8 * flops.text_flops(model.config, runs), 8)
 
 
 def training_step(model, images, tokens):
@@ -209,7 +205,7 @@ def bench_training(reference, repeats, profile, name="tiny-vit"):
     theirs = reference_training_step(twin, images, tokens) if twin is not None else None
     ours = training_step(model, images, tokens)
     compare(f"{name} training step, batch {TRAIN_BATCH}", ours, theirs, repeats,
-            flops.training_step_flops(model.config, TRAIN_BATCH, text_length(tokens)),
+            flops.training_step_flops(model.config, TRAIN_BATCH, flops.text_positions(tokens)),
             TRAIN_BATCH)
     if profile:
         profiler = cProfile.Profile()
