@@ -7,7 +7,9 @@
 * ``clip.py``              ``CLIP`` (both towers and the temperature) and ``build_model``
 * ``configs.py``           the released configurations, teaching presets and ``create_model``
 * ``pretrained.py``        ``load``: a released or saved CLIP and its preprocessing
+* ``flops.py``             the FLOPs of a forward and a training step, for MFU
 """
+from . import flops
 from .clip import CLIP, build_model, infer_config, vision_kind
 from .configs import (
                       MINICLIP_VOCAB_SIZE,

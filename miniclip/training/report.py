@@ -56,6 +56,10 @@ def print_report(metrics, out, evaluation_seconds):
     print(f"trained {steps} step{'s' * (steps != 1)} in {seconds:.1f} s "
           f"({seconds / max(steps, 1):.3f} s/step), evaluated in {evaluation_seconds:.1f} s; "
           f"{metrics['run_seconds']:.1f} s in all")
+    if "images_per_second" in metrics:
+        print(f"{metrics['images_per_second']:.0f} images/s, model FLOP utilisation "
+              f"{metrics['model_flop_utilization']:.0%} of the float32 matmul peak "
+              f"{metrics['matmul_peak_flops'] / 1e9:.0f} GFLOP/s ({metrics['blas']})")
     if losses:
         window = min(LOSS_WINDOW, max(len(losses) // 2, 1))
         print(f"loss {np.mean(losses[:window]):.2f} → {np.mean(losses[-window:]):.2f} "

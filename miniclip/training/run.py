@@ -25,15 +25,16 @@ from ..data import (
 )
 from ..data.preprocess import transform
 from ..evaluation.shapes import ShapesBenchmark
-from ..models import create_model, trim_padding
+from ..models import create_model, flops, trim_padding
 from ..optim import GradScaler, WarmupCosine
+from ..system.blas import blas_description, matmul_peak_flops
 from ..system.files import atomic_write
 from ..system.program import UsageError
 from . import plots
 from .config import CHECKPOINT, CURVES_PLOT, METRICS
 from .finetune import check_model_options, load_trainable, training_tokenizer
 from .locking import TOWERS, lock_tower, tower_parameters
-from .progress import Interrupted, Progress, StopRequest
+from .progress import Interrupted, Progress, StopRequest, Throughput
 from .recipe import paper_optimizer
 from .report import evaluate_and_plot, print_report, seen_unseen, temperature
 from .resume import check_run_folder, resume, run_settings
@@ -103,18 +104,22 @@ def train(config, world=None):
     began = time.perf_counter()
     batches = loader.batches(start_step=start)
     progress = Progress(name, start, config.steps, config.log_every, config.quiet)
+    throughput = Throughput(matmul_peak_flops())
     with StopRequest() as stop:
         for step in range(start, config.steps):
             lr = schedule(step)
             images, tokens = next(batches)
             loss = train_step(model, optimizer, scaler, images, tokens, step + 1, config.device,
                               config.grad_clip, **parallel)
+            throughput.count(images.shape[0], flops.training_step_flops(
+                model.config, images.shape[0], flops.text_positions(tokens)))
             history["losses"].append(loss if world is None else world.mean(loss))
             done = step + 1
             if done % SHOW_EVERY == 0 or done == config.steps or progress.due(done):
                 history["temperatures"].append((done, temperature(model)))
                 progress.show(done, loss=np.mean(history["losses"][-SHOW_EVERY:]),
-                              temp=history["temperatures"][-1][1], lr=lr)
+                              temp=history["temperatures"][-1][1], lr=lr,
+                              rate=throughput.recent())
             if benchmark and config.eval_every and done % config.eval_every == 0:
                 history["evaluations"].append(dict(step=done, **benchmark.zero_shot(model)))
                 progress.write(f"step {done}: zero-shot top-1 " + seen_unseen(
@@ -127,6 +132,7 @@ def train(config, world=None):
                 progress.close()
                 raise Interrupted(done)
     progress.close()
+    efficiency = throughput.total()  # of the steps alone, before saving and evaluating
     history["seconds"] += time.perf_counter() - began
     save(config.steps)
     if not writer:
@@ -135,7 +141,8 @@ def train(config, world=None):
     metrics = {**settings, "steps": config.steps, "steps_this_session": config.steps - start,
                "warmup": config.warmup,
                "train_seconds": history["seconds"], "checkpoint": checkpoint,
-               "temperature": temperature(model)}
+               "temperature": temperature(model), "blas": blas_description(),
+               **efficiency}
     if benchmark:
         metrics.update(evaluate_and_plot(model, benchmark, config.out))
         metrics["zeroshot_before_training"] = history["before"]
