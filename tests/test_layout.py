@@ -24,6 +24,7 @@ STACK = [
                                     "miniclip.amp"]),
     ("training and evaluation", ["miniclip.training", "miniclip.train", "miniclip.evaluation",
                                  "miniclip.distributed"]),
+    ("experiments", ["miniclip.experiments"]),
     ("grading", ["miniclip.grading", "miniclip.grade"]),
 ]
 

@@ -30,8 +30,8 @@ def bag_of_words_loss(word_logits, bags):
 
 
 def class_word_scores(word_logits, class_words):
-    """Zero-shot scores ``[N, K]`` (NumPy) of ``word_logits [N, V]`` (a Tensor): for each of
-    the K classes, given as a list of its word ids, Σ_w log σ(s_nw) over its words."""
+    """Zero-shot scores ``[N, K]`` of ``word_logits [N, V]`` (both NumPy): for each of the K
+    classes, given as a list of its word ids, Σ_w log σ(s_nw) over its words."""
     with no_grad():
-        log_yes = F.log_sigmoid(word_logits).numpy()                        # [N, V]
+        log_yes = F.log_sigmoid(Tensor(np.asarray(word_logits))).numpy()    # [N, V]
     return np.stack([log_yes[:, list(words)].sum(axis=1) for words in class_words], axis=1)
