@@ -79,7 +79,7 @@ def run(context):
         results["models"][model] = dict(
             {name: mean_and_spread(values) for name, values in top1[model].items()},
             mean_shifted=mean_and_spread(shifted),
-            kept_fraction=mean_and_spread(shifted / np.asarray(top1[model]["clean"])))
+            kept_fraction=mean_and_spread(shifted / np.maximum(top1[model]["clean"], 1e-9)))
 
     figure, axes = new_figure(1, width=5.6, height=4.8)
     axis = axes[0]
