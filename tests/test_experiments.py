@@ -92,6 +92,17 @@ def test_a_cached_model_is_loaded_with_the_weights_it_was_saved_with(context):
         np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=name)
 
 
+def test_models_trained_ahead_in_two_processes_are_those_trained_in_one(tmp_path, context):
+    ahead = Context(str(tmp_path), MICRO)
+    ahead.train_ahead([("bow-prediction", None), ("supervised", 4)], jobs=2)
+    assert len(os.listdir(tmp_path / "models")) == 2 * MICRO.seeds
+    for seed in ahead.seeds:
+        for name, batch in [("bow-prediction", None), ("supervised", 4)]:
+            _, loaded = ahead.trained(OBJECTIVES[name], seed, batch)
+            _, trained = context.trained(OBJECTIVES[name], seed, batch)
+            assert loaded["cached"] and loaded["evaluations"] == trained["evaluations"]
+
+
 @pytest.mark.parametrize("experiment", [compare_objectives, few_shot, robustness, prompts],
                          ids=["objectives", "few-shot", "robustness", "prompts"])
 def test_each_experiment_writes_its_results_and_figure(context, experiment):

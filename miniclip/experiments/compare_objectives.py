@@ -67,6 +67,12 @@ def efficiency(stronger, weaker, chance):
     return float(images[-1] / needed)
 
 
+def needed(scale):
+    """The models this experiment trains, per seed: ``[(objective, batch size or None)]``."""
+    return [(name, None) for name in FIGURE2] + [(name, batch) for name in SWEEP
+                                                  for batch in scale.sweep_batches]
+
+
 def run(context):
     began = clock()
     scale = context.scale

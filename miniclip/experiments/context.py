@@ -3,6 +3,7 @@ have already made (so that ``python -m miniclip.experiments all`` draws each see
 pictures once and trains each model once)."""
 import dataclasses
 import json
+import multiprocessing
 import os
 import time
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from ..fileio import atomic_write
 from .data import ShapesData
+from .objectives import OBJECTIVES
 from .training import ModelCache
 
 
@@ -30,7 +32,7 @@ class Scale:
     shifted_size: int = 300
     steps: int = 300
     batch_size: int = 32
-    sweep_batches: tuple = (8, 16, 32)
+    sweep_batches: tuple = (8, 32)
     shots: tuple = (1, 2, 4, 8, 16)
     draws: int = 10
     pool_size: int = 1200
@@ -69,6 +71,26 @@ class Context:
         return self.cache.trained(objective, self.data(seed), self.scale.steps,
                                   batch_size or self.scale.batch_size)
 
+    def train_ahead(self, needed, jobs):
+        """Train the models ``needed`` (``[(objective name, batch size or None)]``, for
+        every seed) in ``jobs`` processes, so that the experiments then find them cached.
+
+        The models are dealt out by cost (steps x batch, plus a per-step overhead worth 8
+        pictures), the biggest first, each to the least busy process; a process draws the
+        data of each seed it trains for once."""
+        tasks = [(seed, name, batch or self.scale.batch_size) for seed in self.seeds
+                 for name, batch in dict.fromkeys(needed)]
+        tasks = [(seed, name, batch) for seed, name, batch in tasks
+                 if not os.path.exists(self.cache.path(OBJECTIVES[name],
+                                                       _Sized(seed, self.scale.train_size),
+                                                       self.scale.steps, batch))]
+        shares = [[] for _ in range(jobs)]
+        for task in sorted(tasks, key=lambda task: -task[2]):
+            min(shares, key=lambda share: sum(task[2] + 8 for task in share)).append(task)
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            pool.starmap(_train_share, [(self.out, self.scale, share) for share in shares
+                                        if share])
+
     def folder(self, name):
         folder = os.path.join(self.out, name)
         os.makedirs(folder, exist_ok=True)
@@ -87,6 +109,25 @@ class Context:
         with atomic_write(path) as file:
             file.write(json.dumps(results, indent=1, default=_plain).encode())
         return path
+
+
+@dataclasses.dataclass
+class _Sized:
+    """What ``ModelCache.path`` reads of a ``ShapesData``, without drawing it."""
+
+    seed: int
+    size: int
+
+    @property
+    def images(self):
+        return range(self.size)
+
+
+def _train_share(out, scale, tasks):
+    """One process of ``Context.train_ahead``: train ``tasks`` into ``out``'s cache."""
+    context = Context(out, scale)
+    for seed, name, batch in sorted(tasks):
+        context.trained(OBJECTIVES[name], seed, batch)
 
 
 def clock():

@@ -51,6 +51,11 @@ def matching_shots(shots, probe_means, zero_shot_mean):
     return f">{shots[-1]}"
 
 
+def needed(scale):
+    """The models this experiment trains, per seed: ``[(objective, batch size or None)]``."""
+    return [("clip", None)]
+
+
 def run(context):
     began = clock()
     scale, clip = context.scale, OBJECTIVES["clip"]

@@ -26,6 +26,11 @@ PROMPT_SETS = {
 }
 
 
+def needed(scale):
+    """The models this experiment trains, per seed: ``[(objective, batch size or None)]``."""
+    return [("clip", None)]
+
+
 def run(context):
     began = clock()
     clip = OBJECTIVES["clip"]

@@ -63,6 +63,11 @@ def classifiers(context, seed):
     }
 
 
+def needed(scale):
+    """The models this experiment trains, per seed: ``[(objective, batch size or None)]``."""
+    return [("clip", None), ("supervised", None)]
+
+
 def run(context):
     began = clock()
     scale = context.scale
