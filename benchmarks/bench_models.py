@@ -21,7 +21,7 @@ with OpenAI's ``clip/model.py`` holding the same weights and the same batch; the
 timed alternately (so both see the same machine load) and the medians are compared.
 ``--profile`` prints where miniclip's training step spends its time, by function.
 
-Freed memory is kept for reuse (``miniclip/training/memory.py``), as the training program
+Freed memory is kept for reuse (``miniclip/system/memory.py``), as the training program
 does; the setting is the process's, so PyTorch gets it too. ``--system-malloc`` leaves
 glibc's ``malloc`` as it starts.
 """
@@ -39,12 +39,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "scripts")]
 
 from miniclip import backend  # noqa: E402
-from miniclip.amp import GradScaler, float16_parameters, mixed_precision_step  # noqa: E402
 from miniclip.autograd import Tensor, no_grad  # noqa: E402
 from miniclip.models import create_model  # noqa: E402
-from miniclip.optim import AdamW  # noqa: E402
+from miniclip.optim import (  # noqa: E402
+    AdamW,  # noqa: E402
+    GradScaler,
+    float16_parameters,
+    mixed_precision_step,
+)
+from miniclip.system.memory import reuse_freed_memory  # noqa: E402
 from miniclip.training.loss import clip_loss  # noqa: E402
-from miniclip.training.memory import reuse_freed_memory  # noqa: E402
 
 try:
     import torch
@@ -198,7 +202,7 @@ def synchronized(function, synchronize):
 
 
 def miniclip_gpu_step(model, images, tokens, what):
-    """A training step as ``train.train_step`` takes it (host batch in, AdamW out), or a
+    """A training step as ``training.step.train_step`` takes it (host batch in, AdamW out), or a
     forward of ``encode_image``."""
     if what == "encode":
         def encode():

@@ -4,21 +4,26 @@ A numeric stack, each layer using only the layers below it:
 
 * ``backend``                          NumPy / CuPy array modules and devices
 * ``autograd``                         ``Tensor``, ``Function`` and reverse-mode ``backward``
-* ``functional``, ``gradcheck``        every differentiable op with its hand-derived
-                                       backward; finite-difference checks of them
+* ``functional``                       every differentiable op with its hand-derived
+                                       backward; finite-difference checks of them (``gradcheck``)
 * ``nn``                               ``Module``, layers and multi-head attention
 * ``models``                           the text Transformer, ViT, modified ResNet, ``CLIP``
                                        and ``load``
-* ``training.loss``, ``optim``, ``amp``  the paper's loss, AdamW, mixed precision
-* ``training``, ``train``, ``evaluation``  the paper's recipe, run state, the training program,
-                                       zero-shot evaluation and ``python -m miniclip.evaluation``
+* ``training.loss``, ``optim``          the paper's loss, AdamW, clipping, schedules, flat
+                                       buckets, mixed precision (``optim.amp``)
+* ``training``, ``train``, ``evaluation``, ``distributed``  the paper's recipe, the one
+                                       training step, run state, the training program
+                                       (``python -m miniclip.train``), zero-shot evaluation
+                                       and ``python -m miniclip.evaluation``, data parallelism
+* ``grading``, ``grade``               the assignments' grader
 
 and independent leaves, which import nothing of the stack:
 
 * ``tokenizer``   CLIP's byte-level BPE
 * ``weights``     the released models; checkpoint formats, Hugging Face names, downloads
 * ``data``        datasets, CLIP's image preprocessing, the loader
-* ``fileio``      writing files atomically
+* ``system``      process set-up: BLAS threads, memory reuse, atomic file writes, the
+                  programs' error and exit-code policy
 
 (``autograd`` runs the ops of ``functional`` for ``Tensor``'s operators, importing them at
 call time.) ``tests/test_layout.py`` checks these layers against the imports.

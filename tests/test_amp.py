@@ -2,12 +2,18 @@
 import numpy as np
 import pytest
 
-from miniclip import amp, backend, nn
+from miniclip import backend, nn
 from miniclip import functional as F
-from miniclip.amp import GradScaler, float16_parameters, mixed_precision_step
 from miniclip.autograd import Tensor
 from miniclip.models.configs import create_model
-from miniclip.optim import AdamW, clip_grad_norm_
+from miniclip.optim import (
+    AdamW,
+    GradScaler,
+    amp,
+    clip_grad_norm_,
+    float16_parameters,
+    mixed_precision_step,
+)
 from miniclip.training.loss import LOGIT_SCALE_INIT, clamp_logit_scale_, clip_loss
 from miniclip.training.recipe import paper_optimizer
 

@@ -8,7 +8,7 @@ import pytest
 
 from miniclip import nn
 from miniclip.autograd import Tensor
-from miniclip.gradcheck import gradcheck
+from miniclip.functional.gradcheck import gradcheck
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "mha_torch_reference.npz")
 

@@ -5,7 +5,7 @@ import pytest
 import miniclip.functional as F
 from miniclip import backend
 from miniclip.autograd import Function, Tensor, enable_grad, no_grad
-from miniclip.gradcheck import GradcheckError, gradcheck
+from miniclip.functional.gradcheck import GradcheckError, gradcheck
 
 
 def tensor(values, device, dtype=np.float64, requires_grad=True):

@@ -60,19 +60,6 @@ def test_get_array_module_gives_the_devices_module(device):
     assert backend.get_array_module(array) is backend.get_device(device).xp
 
 
-def test_erf_matches_the_standard_library_to_float64_round_off(device):
-    import math
-    x = np.linspace(-6, 6, 1201)
-    got = backend.to_numpy(backend.erf(backend.move(x, device)))
-    assert np.max(np.abs(got - [math.erf(v) for v in x])) < 1e-15
-
-
-@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-def test_erf_keeps_the_dtype_of_its_input(device, dtype):
-    x = backend.move(np.linspace(-3, 3, 7).astype(dtype), device)
-    assert backend.erf(x).dtype == dtype
-
-
 def test_cuda_without_cupy_explains_how_to_install_it(monkeypatch):
     monkeypatch.setattr(backend.CUDA, "_module", None)  # as before the first cuda array
     monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail

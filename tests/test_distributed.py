@@ -11,24 +11,23 @@ import pytest
 
 import miniclip
 from miniclip import nn
-from miniclip.amp import GradScaler
 from miniclip.autograd import Tensor
 from miniclip.data import ArrayDataset, DataLoader, stack_fields
 from miniclip.distributed import (
     all_gather,
     average_gradients,
     broadcast_parameters,
+    data_parallel,
     global_loss,
     local_loss,
     shard,
     simulate,
-    train_step,
 )
 from miniclip.distributed.simulate import ThreadWorld
 from miniclip.models import create_model
-from miniclip.optim import BUCKET_ELEMENTS, SGD, flat_grads
-from miniclip.train import train_step as single_process_step
+from miniclip.optim import BUCKET_ELEMENTS, SGD, GradScaler, flat_grads
 from miniclip.training.loss import clip_loss
+from miniclip.training.step import train_step
 
 LOSSES = {"local_loss": local_loss, "global_loss": global_loss}
 
@@ -190,28 +189,22 @@ def test_one_step_on_two_ranks_of_4_gives_the_weights_of_one_step_on_a_batch_of_
     images, tokens = tiny_batch(8)
     off = GradScaler(enabled=False)
     reference = copy.deepcopy(tiny_vit)
-    single_loss = single_process_step(reference, SGD(reference.parameters(), lr=0.1), off,
-                                      images, tokens, 1, "cpu", 1.0)
+    single_loss = train_step(reference, SGD(reference.parameters(), lr=0.1), off, images,
+                             tokens, 1, "cpu", 1.0)
     models = [copy.deepcopy(tiny_vit) for _ in range(2)]
 
     def rank(world):
         model = models[world.rank]
-        return train_step(world, model, SGD(model.parameters(), lr=0.1), off,
-                          halves(images, world.rank), halves(tokens, world.rank), 1, "cpu",
-                          1.0, loss=LOSSES[form])
+        loss = train_step(model, SGD(model.parameters(), lr=0.1), off,
+                          halves(images, world.rank), halves(tokens, world.rank), 1, "cpu", 1.0,
+                          **data_parallel(world, LOSSES[form]))
+        return world.mean(loss)
 
     assert simulate(2, rank) == pytest.approx([single_loss] * 2, rel=1e-6)
     for (name, p), p_0, p_1 in zip(reference.named_parameters(), models[0].parameters(),
                                    models[1].parameters()):
         np.testing.assert_array_equal(p_0.data, p_1.data, err_msg=f"{name}: ranks differ")
         np.testing.assert_allclose(p_0.data, p.data, rtol=1e-6, atol=1e-8, err_msg=name)
-
-
-def test_the_data_parallel_step_refuses_mixed_precision(tiny_vit):
-    images, tokens = tiny_batch(2)
-    with pytest.raises(ValueError, match="mixed precision"):
-        simulate(1, lambda world: train_step(world, tiny_vit, None, GradScaler(enabled=True),
-                                             images, tokens, 1, "cpu", 1.0))
 
 
 def test_average_gradients_sends_one_all_reduce_per_bucket_and_averages(monkeypatch):

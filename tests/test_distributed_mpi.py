@@ -44,6 +44,29 @@ def test_one_step_on_two_processes_gives_the_weights_of_one_process_on_the_doubl
     assert "rank 0: step ok" in result.stdout and "rank 1: step ok" in result.stdout
 
 
+#: float16's machine epsilon, 2⁻¹⁰: the spacing of float16 numbers just above 1.
+FLOAT16_EPS = float(np.finfo(np.float16).eps)
+#: The most terms one gradient entry of the tiny ViT sums in this step: the text tower's
+#: biases and weights sum over every token position of the batch, 8 captions x 32 positions.
+MOST_TERMS = 8 * 32
+
+
+def test_one_mixed_precision_step_on_two_processes_gives_the_update_of_one_process():
+    """``--distributed --amp``: the ranks' float16 backward passes each sum 4 rows where one
+    process sums 8, and round those partial sums to float16 (relative error up to eps/2
+    each). Such round-off adds up like a random walk over the K terms of a gradient entry,
+    to about sqrt(K) eps of the terms' size, which bounds the update's size except where
+    the terms cancel (the biases come closest). So each parameter's update may differ by
+    sqrt(K) eps = 16 x 2⁻¹⁰ = 1.6e-2 of its largest entry; the tiny ViT's worst is 9.4e-3
+    (a text MLP bias), its weights' about 2e-3. A step that skips the all-reduce leaves
+    the ranks' weights apart; one that clips each rank's own gradient before it misses the
+    update by 0.6 of its size."""
+    tolerance = np.sqrt(MOST_TERMS) * FLOAT16_EPS
+    result = run([PROGRAM, "amp-step", tolerance])
+    assert result.returncode == 0, result.stderr
+    assert "rank 0: amp step ok" in result.stdout and "rank 1: amp step ok" in result.stdout
+
+
 def test_a_rank_that_raises_ends_the_job_with_an_error_naming_it():
     result = run([PROGRAM, "raise"])  # rank 0 waits in an all-reduce: a hang without abort
     assert result.returncode != 0

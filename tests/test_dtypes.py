@@ -12,9 +12,9 @@ import pytest
 from conftest import recorded_dtypes, where
 
 from miniclip import nn
-from miniclip.amp import float16_parameters
 from miniclip.autograd import Tensor
 from miniclip.models.configs import create_model
+from miniclip.optim import float16_parameters
 from miniclip.training.loss import clip_loss
 
 

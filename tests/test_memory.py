@@ -1,4 +1,4 @@
-"""Keeping freed memory for reuse (``miniclip/training/memory.py``): that glibc then serves
+"""Keeping freed memory for reuse (``miniclip/system/memory.py``): that glibc then serves
 a big array from its heap instead of fresh pages, and keeps the heap after the array is
 freed. Measured in a child process, since the setting lasts for the whole process."""
 import ctypes
@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from miniclip.training import memory
+from miniclip.system import memory
 
 # The probe allocates an 8 MB array (far above glibc's starting 128 KB mmap threshold),
 # reads mallinfo2's bytes in mapped blocks while it lives, frees it, then reads the heap's
@@ -16,7 +16,7 @@ from miniclip.training import memory
 PROBE = textwrap.dedent("""
     import ctypes, sys
     import numpy as np
-    from miniclip.training.memory import reuse_freed_memory
+    from miniclip.system.memory import reuse_freed_memory
 
     class Mallinfo2(ctypes.Structure):
         _fields_ = [(name, ctypes.c_size_t) for name in (

@@ -9,7 +9,7 @@ import pytest
 
 from miniclip import nn
 from miniclip.autograd import Tensor, no_grad
-from miniclip.gradcheck import gradcheck
+from miniclip.functional.gradcheck import gradcheck
 from miniclip.models import (
     CLIP,
     RELEASED_CONFIGS,

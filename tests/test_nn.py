@@ -7,7 +7,7 @@ import pytest
 
 from miniclip import nn
 from miniclip.autograd import Tensor
-from miniclip.gradcheck import gradcheck, randn_away_from
+from miniclip.functional.gradcheck import gradcheck, randn_away_from
 
 
 class Block(nn.Module):

@@ -9,7 +9,7 @@ import pytest
 
 from miniclip import backend, nn
 from miniclip.autograd import Tensor
-from miniclip.gradcheck import gradcheck
+from miniclip.functional.gradcheck import gradcheck
 from miniclip.models import VisionTransformer
 from miniclip.models.bag_of_words import BagOfWordsCLIP, BagOfWordsEncoder, BagOfWordsPredictor
 from miniclip.models.captioner import ImageCaptioner

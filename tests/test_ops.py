@@ -26,7 +26,7 @@ from conftest import recorded_dtypes, where
 import miniclip.functional as F
 from miniclip import backend
 from miniclip.autograd import Tensor
-from miniclip.gradcheck import distinct_randn, gradcheck, randn_away_from
+from miniclip.functional.gradcheck import distinct_randn, gradcheck, randn_away_from
 
 
 # ------------------------------------------------------------------ input makers

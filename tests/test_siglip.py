@@ -6,7 +6,7 @@ import pytest
 
 from miniclip import backend
 from miniclip.autograd import Tensor
-from miniclip.gradcheck import gradcheck
+from miniclip.functional.gradcheck import gradcheck
 from miniclip.models import create_model
 from miniclip.training.siglip import (
     SIGLIP_LOGIT_BIAS_INIT,

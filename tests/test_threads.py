@@ -1,4 +1,4 @@
-"""Choosing BLAS threads at run time (``miniclip/training/threads.py``): the count, and that setting
+"""Choosing BLAS threads at run time (``miniclip/system/threads.py``): the count, and that setting
 it through ctypes reaches the OpenBLAS NumPy really uses."""
 import os
 import subprocess
@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from miniclip.training import threads
+from miniclip.system import threads
 
 
 def test_thread_count_takes_the_flag_then_the_variables_then_the_free_cores():
@@ -41,7 +41,7 @@ def test_processes_of_one_job_on_a_machine_share_its_free_cores():
 # Waits (sleeping) until the wall-clock time argv[1], then prints what other_load sees.
 SAMPLE_AT = """
 import sys, time
-from miniclip.training.threads import other_load
+from miniclip.system.threads import other_load
 time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
 print(other_load())
 """

@@ -6,30 +6,25 @@ import os
 import signal
 import threading
 
-import fake_cupy
 import numpy as np
 import pytest
-from conftest import GPU
 
 import miniclip
-import miniclip.train as train_module
+import miniclip.training.run as run_module
 from miniclip import nn
-from miniclip.amp import GradScaler
 from miniclip.autograd import Tensor, no_grad
 from miniclip.data import SyntheticShapes
-from miniclip.models import create_model
+from miniclip.models import create_model, trim_padding
+from miniclip.system.program import UsageError
 from miniclip.tokenizer import tokenize
-from miniclip.train import (
+from miniclip.training.cli import main, parse_args
+from miniclip.training.config import (
     CHECKPOINT,
     CURVES_PLOT,
     METRICS,
     PREDICTIONS_PLOT,
     SIMILARITY_PLOT,
-    main,
-    parse_args,
-    trim_padding,
 )
-from miniclip.training.recipe import paper_optimizer
 
 # A run small enough for a unit test: 8 pairs per batch, 64 training and 60 test pictures.
 SMALL = ["--tiny", "--batch-size", "8", "--train-size", "64", "--eval-size", "60", "--quiet"]
@@ -109,59 +104,6 @@ def test_training_and_resuming_run_on_every_device(device, tmp_path):
     assert step == 3 and len(losses) == 3 and all(np.isfinite(losses))
 
 
-@pytest.mark.skipif(GPU, reason="counts the fake CuPy's device reads")
-@pytest.mark.parametrize("amp, reads", [(False, 4), (True, 5)])
-def test_a_training_step_reads_the_device_only_for_its_checks(amp, reads):
-    # Each read of a GPU value makes the host wait until the GPU has finished everything
-    # queued before it. A step reads: the loss with its finite checks (together), the range
-    # of the embedding's ids and of each cross-entropy's labels (a GPU would index out of
-    # range silently), and with mixed precision the loss scaler's inf check. Not per
-    # parameter, not the gradient norm, not the logit scale.
-    nn.manual_seed(0)
-    model = create_model("tiny-vit").to("cuda")
-    optimizer = paper_optimizer(model, 1e-3, "vit")
-    scaler = GradScaler(enabled=amp)
-    rng = np.random.default_rng(0)
-    images = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
-    tokens = rng.integers(1, 50, (4, 8))
-    for step in (1, 2):  # the first step also creates the optimiser's state
-        fake_cupy.transfers.clear()
-        loss = train_module.train_step(model, optimizer, scaler, images, tokens, step,
-                                       "cuda", max_grad_norm=1.0)
-        assert sum(fake_cupy.transfers.values()) == reads, dict(fake_cupy.transfers)
-    assert np.isfinite(loss)
-
-
-def one_step(seed=0):
-    """A tiny-vit, its optimiser, and its weights before one ``train_step`` on a random batch."""
-    nn.manual_seed(seed)
-    model = create_model("tiny-vit")
-    optimizer = paper_optimizer(model, 1e-3, "vit")
-    before = {name: p.numpy().copy() for name, p in model.named_parameters()}
-    rng = np.random.default_rng(seed)
-    images = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)  # [4, 3, 32, 32]
-    tokens = rng.integers(1, 50, (4, 8))                              # [4, 8]
-    train_module.train_step(model, optimizer, GradScaler(enabled=False), images, tokens, 1,
-                            "cpu", max_grad_norm=1.0)
-    return model, before
-
-
-def test_a_training_step_updates_every_weight():
-    # A step that forgot optimizer.step() would leave them all as they were.
-    model, before = one_step()
-    unchanged = [name for name, p in model.named_parameters()
-                 if np.array_equal(p.numpy(), before[name])]
-    assert not unchanged
-
-
-def test_a_training_step_leaves_no_gradient_behind():
-    # A step that forgot zero_grad() would add every batch's gradient to the last ones'.
-    model, _ = one_step()
-    stale = [name for name, p in model.named_parameters()
-             if p.grad is not None and np.any(p.grad)]
-    assert not stale
-
-
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_a_short_run_learns(tmp_path):
     # 120 steps of batch 32 (about 15 s on a 2-core CPU): the loss must fall from chance,
@@ -188,18 +130,18 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, capsy
     args = SMALL + ["--steps", "6", "--save-every", "2"]
     main(args + ["--out", str(tmp_path / "straight")])
 
-    real_step = train_module.train_step
+    real_step = run_module.train_step
 
     def crash_at_step_5(model, optimizer, scaler, images, tokens, step, *rest):
         if step == 5:  # steps are counted from 1
             raise KeyboardInterrupt
         return real_step(model, optimizer, scaler, images, tokens, step, *rest)
 
-    monkeypatch.setattr(train_module, "train_step", crash_at_step_5)
+    monkeypatch.setattr(run_module, "train_step", crash_at_step_5)
     assert main(args + ["--out", str(tmp_path / "interrupted")]) == 130
     assert "--resume" in capsys.readouterr().err
     assert saved_run(tmp_path / "interrupted")[0] == 4  # the checkpoint of step 4 survived
-    monkeypatch.setattr(train_module, "train_step", real_step)
+    monkeypatch.setattr(run_module, "train_step", real_step)
     assert main(args + ["--out", str(tmp_path / "interrupted"), "--resume"]) == 0
 
     step, straight, straight_weights = saved_run(tmp_path / "straight")
@@ -215,14 +157,14 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, capsy
                     reason="Python delivers signals to the main thread only")
 def test_ctrl_c_saves_after_the_step_and_prints_the_resume_command(tmp_path, monkeypatch,
                                                                    capsys):
-    real_step = train_module.train_step
+    real_step = run_module.train_step
 
     def ctrl_c_during_step_3(model, optimizer, scaler, images, tokens, step, *rest):
         if step == 3:
             signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C mid-step
         return real_step(model, optimizer, scaler, images, tokens, step, *rest)
 
-    monkeypatch.setattr(train_module, "train_step", ctrl_c_during_step_3)
+    monkeypatch.setattr(run_module, "train_step", ctrl_c_during_step_3)
     out = str(tmp_path / "run")
     handler = signal.getsignal(signal.SIGINT)
     assert main(SMALL + ["--steps", "10", "--save-every", "100", "--out", out]) == 130
@@ -258,7 +200,7 @@ def test_resume_continues_the_saved_schedule(tmp_path, capsys):
     # --steps finishes those 10; a longer --steps stretches the cosine but keeps the
     # warm-up of 2 (10% of 20 would be 2 more warm-up steps from a tiny rate).
     monkeypatch = pytest.MonkeyPatch()
-    real_step = train_module.train_step
+    real_step = run_module.train_step
 
     def stop_after_4(model, optimizer, scaler, images, tokens, step, *rest):
         if step == 5:
@@ -266,7 +208,7 @@ def test_resume_continues_the_saved_schedule(tmp_path, capsys):
         return real_step(model, optimizer, scaler, images, tokens, step, *rest)
 
     with monkeypatch.context() as patch:
-        patch.setattr(train_module, "train_step", stop_after_4)
+        patch.setattr(run_module, "train_step", stop_after_4)
         main(SMALL + ["--steps", "10", "--warmup", "2", "--save-every", "4",
                       "--out", str(tmp_path)])
     capsys.readouterr()
@@ -292,8 +234,9 @@ def test_runtime_errors_are_one_line_naming_the_fix_and_debug_shows_the_tracebac
                                                                                    capsys):
     missing = str(tmp_path / "nowhere")
     assert main(["--tiny", "--data", missing, "--out", str(tmp_path / "a"), "--quiet"]) == 2
-    assert capsys.readouterr().err == f"error: --data {missing}: no such folder\n"
-    with pytest.raises(train_module.RunError):
+    assert capsys.readouterr().err == (f"python -m miniclip.train: error: --data {missing}: "
+                                       "no such folder\n")
+    with pytest.raises(UsageError):
         main(["--tiny", "--data", missing, "--out", str(tmp_path / "b"), "--debug"])
     assert main(SMALL + ["--batch-size", "100", "--out", str(tmp_path / "c")]) == 2
     assert "lower --batch-size" in capsys.readouterr().err

@@ -6,7 +6,9 @@ import pytest
 from PIL import Image
 
 from miniclip.data import CLIPCollate, Prefetcher
-from miniclip.train import _data, main, parse_args
+from miniclip.training.cli import main, parse_args
+from miniclip.training.config import RunConfig
+from miniclip.training.run import training_data
 
 
 def caption_folder(root, images=6):
@@ -31,7 +33,8 @@ def test_data_flags_choose_the_augmentation_and_the_prefetching(tmp_path, flags,
     args = parse_args(["--tiny", "--data", str(caption_folder(tmp_path)), "--seed", "3",
                        "--batch-size", "4"] + flags)
     with pytest.warns(UserWarning):
-        loader, evaluation = _data(args, 16, CLIPCollate.for_model(16, context_length=20))
+        loader, evaluation = training_data(RunConfig.from_args(args), 16,
+                                           CLIPCollate.for_model(16, context_length=20))
     assert evaluation is None
     assert (loader.dataset.random_crop, loader.dataset.seed, loader.prefetch) == (random_crop, 3,
                                                                                   prefetch)
@@ -44,11 +47,14 @@ def test_data_flags_choose_the_augmentation_and_the_prefetching(tmp_path, flags,
 
 def test_training_on_a_folder_skips_what_it_cannot_use_and_runs(tmp_path, capsys):
     folder = caption_folder(tmp_path)
-    with pytest.warns(UserWarning) as caught:
-        assert main(["--tiny", "--data", str(folder), "--steps", "3", "--batch-size", "4",
-                     "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    messages = [str(warning.message) for warning in caught]
+    assert main(["--tiny", "--data", str(folder), "--steps", "3", "--batch-size", "4",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    printed = capsys.readouterr()
+    # each warning is one line naming the program, not Python's "file:line: UserWarning"
+    warned = [line for line in printed.err.splitlines() if "warning:" in line]
+    assert all(line.startswith("python -m miniclip.train: warning: ") for line in warned)
+    assert "UserWarning" not in printed.err
     assert any("skipped 1 of 14 rows" in m and "line 15 (no caption for 0.png)" in m
-               for m in messages)
-    assert any("skipped 1 of 7 image files" in m and "corrupt.png" in m for m in messages)
-    assert "trained 3 steps" in capsys.readouterr().out
+               for m in warned)
+    assert any("skipped 1 of 7 image files" in m and "corrupt.png" in m for m in warned)
+    assert "trained 3 steps" in printed.out

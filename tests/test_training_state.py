@@ -6,9 +6,8 @@ import pytest
 
 from miniclip import backend, nn
 from miniclip import functional as F
-from miniclip.amp import GradScaler
 from miniclip.autograd import Tensor
-from miniclip.optim import SGD, AdamW, WarmupCosine
+from miniclip.optim import SGD, AdamW, GradScaler, WarmupCosine
 from miniclip.training.recipe import paper_param_groups
 from miniclip.training.state import (
     NonFiniteError,

@@ -12,7 +12,8 @@ gathered features must flow back to the rank that computed them. One job per fil
 * ``simulate.py``      a world of threads in one process, to test and teach without MPI
 * ``gather.py``        ``all_gather`` as an autograd Function: the backward and why
 * ``loss.py``          the gathered loss in both forms: ``local_loss`` and ``global_loss``
-* ``data_parallel.py`` broadcast of the first weights, bucketed gradient averaging, one step
+* ``data_parallel.py`` broadcast of the first weights, bucketed gradient averaging, and the
+                       hooks that make ``training.step.train_step`` one rank's step
 * ``shard.py``         each rank's disjoint, seeded rows of the global batch stream
 * ``launch.py``        ``python -m miniclip.train --distributed``: rank-0 output, MPI abort
 
@@ -20,7 +21,7 @@ Nothing here imports ``mpi4py`` until ``comm.connect()`` is called, so a single 
 never needs MPI.
 """
 from .comm import connect
-from .data_parallel import average_gradients, broadcast_parameters, train_step
+from .data_parallel import average_gradients, broadcast_parameters, data_parallel, rank_loss
 from .gather import all_gather
 from .loss import global_loss, local_loss
 from .shard import shard

@@ -82,9 +82,12 @@ class MPIWorld:
         """``array [n, ...]`` of every rank in rank order: a new ``[size * n, ...]`` array.
         Every rank must pass the same shape."""
         def host(a):
-            out = np.empty((self.size,) + a.shape, a.dtype)             # [W, n, ...]
-            self.comm.Allgather(np.ascontiguousarray(a), out)
-            return out.reshape((self.size * a.shape[0],) + a.shape[1:])  # [W * n, ...]
+            # A gather only copies bits, and not every MPI has a float16 type: send its bits.
+            sent = np.ascontiguousarray(a)
+            sent = sent.view(np.uint16) if sent.dtype == np.float16 else sent
+            out = np.empty((self.size,) + a.shape, sent.dtype)          # [W, n, ...]
+            self.comm.Allgather(sent, out)
+            return out.view(a.dtype).reshape((self.size * a.shape[0],) + a.shape[1:])  # [W n, ...]
 
         return self._run("all_gather", array, host, in_place=False)
 

@@ -7,12 +7,14 @@ gradient, clip it by the same norm and take the same AdamW step, so their weight
 identical without ever being sent again. With the gathered loss (``loss.py``) the mean
 gradient is the gradient of the single-process loss of the global batch, so W ranks with
 b pairs each train exactly as one process with W b pairs would, to float32 round-off.
+The step itself is every run's (``training/step.py``): ``data_parallel`` hands it this
+rank's loss and the averaging, which comes before a loss scaler unscales (``--amp``).
 
 **Buckets.** A model has a few hundred parameter arrays, many of them tiny (biases,
 gains). One all-reduce per array would pay a collective's fixed cost (a few µs between
 processes on one machine, tens of µs over a network or for a NCCL launch) hundreds of
 times per step. The gradients are instead laid end to end in flat arrays of up to
-``optim.BUCKET_ELEMENTS`` (2 MB of float32, ``optim.flat_grads``), one all-reduce each,
+``optim.BUCKET_ELEMENTS`` (2 MB of float32, ``optim/buckets.py``), one all-reduce each,
 large enough for the bandwidth to dominate: the tiny ViT's 1.37M gradients go in 3
 messages.
 
@@ -28,12 +30,11 @@ gradient all-reduce on 2 processes at about a tenth of a step.
 b images (as PyTorch's DDP does without ``SyncBatchNorm``), so ``--tower rn`` on W ranks
 is close to, not exactly, one process with W b images. The ViT has no batch statistics.
 """
+import functools
+
 from .. import backend
 from .. import functional as F
-from ..autograd import Tensor
-from ..optim import buckets, clip_grad_norm_, flat_grads, set_flat_grads
-from ..training.loss import cap_logit_scale_
-from ..training.state import check_finite
+from ..optim.buckets import buckets, flat_grads, set_flat_grads
 from .loss import local_loss
 
 
@@ -56,25 +57,18 @@ def average_gradients(world, parameters):
         set_flat_grads(bucket, flat)
 
 
-def train_step(world, model, optimizer, scaler, images, tokens, step, device, max_grad_norm,
-               loss=local_loss):
-    """``train.train_step`` for one rank of a data-parallel run; returns the global loss.
+def rank_loss(world, loss, model, images, tokens):
+    """This rank's part of the gathered loss (``loss``: ``local_loss`` or ``global_loss``)
+    of its rows ``images [b, 3, R, R]``, ``tokens [b, C]`` of the global batch."""
+    image_features = F.normalize(model.encode_image(images), dim=-1)   # [b, E]
+    text_features = F.normalize(model.encode_text(tokens), dim=-1)     # [b, E]
+    return loss(world, image_features, text_features, model.logit_scale)
 
-    ``images [b, 3, R, R]`` and ``tokens [b, C]`` are this rank's rows of the global batch;
-    ``loss`` is ``local_loss`` or ``global_loss``. Mixed precision is not supported
-    (``scaler`` must be disabled).
-    """
-    if scaler.enabled:
-        raise ValueError("data-parallel training does not support mixed precision (--amp) yet")
-    image_features = F.normalize(model.encode_image(Tensor(images, device=device)), dim=-1)  # [b, E]
-    text_features = F.normalize(model.encode_text(tokens), dim=-1)                         # [b, E]
-    value = loss(world, image_features, text_features, model.logit_scale)
-    value.backward()
-    average_gradients(world, model.parameters())
-    local = check_finite(model, step, value)  # the same gradients and weights on every rank
-    if max_grad_norm:
-        clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    optimizer.zero_grad()
-    cap_logit_scale_(model)
-    return world.mean(local)
+
+def data_parallel(world, loss=local_loss):
+    """What makes ``training.step.train_step`` the step of one rank of ``world``:
+    ``train_step(model, ..., **data_parallel(world))`` computes this rank's ``loss``
+    and averages the gradients over the ranks before the update. It returns this rank's
+    loss; ``world.mean`` of it is the loss of the global batch (``loss.py``)."""
+    return {"loss": functools.partial(rank_loss, world, loss),
+            "reduce_gradients": functools.partial(average_gradients, world)}

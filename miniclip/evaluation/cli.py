@@ -12,12 +12,11 @@ configuration with random weights (``--model``, a baseline and a quick test):
 
 ``--json FILE`` also writes the numbers to a file. A problem with the inputs (a missing
 folder, a bad captions file, ...) ends with one ``error:`` line naming it and exit code 2,
-an unexpected failure with exit code 1; ``--debug`` shows the traceback instead.
+an unexpected failure with exit code 1 (``--debug`` shows the traceback), Ctrl-C with 130;
+warnings are one line each (``miniclip/system/program.py``, as for every program).
 """
 import argparse
 import json
-import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from ..data.folders import Skipped, read_caption_folder
 from ..data.preprocess import Preprocess
 from ..models import available_configs, create_model
 from ..models.pretrained import load
+from ..system.program import UsageError, run_program
 from .classification import DEFAULT_TEMPLATES, read_templates, zero_shot_scores
 from .features import encode_image_files, tokenizer_for
 from .folders import preprocess_in_batches, read_classification_folder
@@ -36,11 +36,7 @@ from .zeroshot import encode_texts, zero_shot_classifier, zero_shot_predict
 
 PROG = "python -m miniclip.evaluation"
 
-#: Errors that mean "the inputs are wrong": one line and exit code 2, like argparse's.
-INPUT_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError)
-
-
-class InputError(Exception):
+class InputError(UsageError):
     """A problem with the command line's inputs that the message tells how to fix."""
 
 
@@ -125,37 +121,14 @@ def main(argv=None):
             parser.error("--train-dir is for --linear-probe")
         if not 0 < args.test_fraction < 1:
             parser.error("--test-fraction must be between 0 and 1")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
-            warnings.showwarning = _print_warning
-            results, exit_code = COMMANDS[args.command](args)
-            if args.json:
-                _write_json(args.json, results)
+
+    def command():
+        results, exit_code = COMMANDS[args.command](args)
+        if args.json:
+            _write_json(args.json, results)
         return exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except (InputError, *INPUT_ERRORS) as error:
-        if args.debug:
-            raise
-        print(f"{PROG}: error: {_message(error)}", file=sys.stderr)
-        return 2
-    except Exception as error:  # noqa: BLE001 (one line instead of a traceback)
-        if args.debug:
-            raise
-        print(f"{PROG}: error: {type(error).__name__}: {_message(error)} "
-              "(--debug shows the traceback)", file=sys.stderr)
-        return 1
 
-
-def _message(error):
-    """The error's text (a KeyError's str() is the repr of its message)."""
-    return error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-
-
-def _print_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"{PROG}: warning: {message}", file=sys.stderr)
+    return run_program(PROG, command, args.debug)
 
 
 def _write_json(path, results):

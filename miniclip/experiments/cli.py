@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from ..training.threads import limit_blas_threads
+from ..system.threads import limit_blas_threads
 from . import compare_objectives, few_shot, prompts, robustness
 from .context import FULL, QUICK, Context, clock
 

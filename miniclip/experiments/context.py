@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ..fileio import atomic_write
+from ..system.files import atomic_write
 from .data import ShapesData
 from .objectives import OBJECTIVES
 from .training import ModelCache

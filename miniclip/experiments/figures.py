@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..fileio import atomic_write
+from ..system.files import atomic_write
 
 
 def new_figure(panels, width=4.6, height=3.6):

@@ -19,8 +19,8 @@ import numpy as np
 
 from .. import nn
 from ..data import DataLoader
-from ..fileio import atomic_write
 from ..optim import WarmupCosine, clip_grad_norm_
+from ..system.files import atomic_write
 from ..training.loss import cap_logit_scale_
 from ..training.recipe import paper_optimizer
 from .data import ONE_TEMPLATE

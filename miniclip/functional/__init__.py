@@ -14,6 +14,8 @@ Where to find an op's backward:
 * ``normalization.py``  layer_norm, batch_norm, normalize
 * ``conv.py``           conv2d, avg_pool2d, max_pool2d, adaptive_avg_pool2d
 * ``cross_entropy.py``  cross_entropy
+* ``special.py``        erf, on arrays, for the exact GELU
+* ``gradcheck.py``      finite-difference checks of every backward (not imported here)
 * ``support.py``        what several ops share: argument checks, the stable log-softmax
 """
 from .activation import (

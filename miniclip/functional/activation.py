@@ -9,6 +9,7 @@ import math
 
 from .. import backend
 from ..autograd import Function
+from .special import erf
 from .support import stable_log_softmax, wrap_dim
 
 
@@ -32,7 +33,7 @@ class GELU(Function):
 
     def forward(self, x):
         self.x = x
-        self.cdf = 0.5 * (1.0 + backend.erf(x * (1.0 / math.sqrt(2.0))))
+        self.cdf = 0.5 * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
         return x * self.cdf
 
     def backward(self, gy):

@@ -8,26 +8,36 @@
 ASSIGNMENT is an assignment folder, or a name in ``./assignments/`` (run from the
 repository's root). Grading prints a line per part (score and feedback) and the total;
 ``--gradescope`` also writes the results in Gradescope's ``results.json`` format. The exit
-status is 0 whenever the submission was graded, whatever its score.
+status is 0 whenever the submission was graded, whatever its score; errors and warnings
+follow every program's policy (``miniclip/system/program.py``).
 """
 import argparse
 import json
 import pathlib
 import sys
 
+from ..system.program import run_program
 from . import assignment as assignments
 from .autograder import build_zip
 from .solutions import export_student_edition
 
+PROG = "python -m miniclip.grade"
 COMMANDS = ("handout", "autograder", "export-student")
 
 
 def main(argv=None):
+    """Run the command line ``argv``; returns the exit code (``miniclip/system/program.py``:
+    2 for a problem the message says how to fix, 1 for another failure, 130 on Ctrl-C)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    return run_program(PROG, lambda: _run(argv), debug="--debug" in argv)
+
+
+def _run(argv):
     if argv and argv[0] in COMMANDS:
         return _command(argv)
-    parser = argparse.ArgumentParser(prog="python -m miniclip.grade", description=__doc__,
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     parser.add_argument("assignment", help="an assignment folder, or its name in ./assignments")
     parser.add_argument("submission", help="the student's file")
     parser.add_argument("--time-limit", type=float, metavar="S",
@@ -47,7 +57,8 @@ def main(argv=None):
 
 def _command(argv):
     command, *rest = argv
-    parser = argparse.ArgumentParser(prog=f"python -m miniclip.grade {command}")
+    parser = argparse.ArgumentParser(prog=f"{PROG} {command}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     if command == "export-student":
         parser.add_argument("out_dir")
         args = parser.parse_args(rest)

@@ -25,6 +25,6 @@ from .configs import (
 )
 from .pretrained import load
 from .resnet import AttentionPool2d, Bottleneck, ModifiedResNet
-from .text_transformer import TextTransformer, causal_mask
+from .text_transformer import TextTransformer, causal_mask, trim_padding
 from .transformer import ResidualAttentionBlock, Transformer
 from .vit import VisionTransformer

@@ -121,22 +121,19 @@ def clip_loss(logits_per_image, logits_per_text=None):
     return (loss_i + loss_t) / 2
 
 
-def cap_logit_scale_(model_or_parameter, max_value=LOGIT_SCALE_MAX):
-    """Clip the learned log-scale ``t`` to at most ``max_value`` (ln 100), in place.
+def clamp_logit_scale_(model_or_parameter, max_value=LOGIT_SCALE_MAX):
+    """Clip the learned log-scale ``t`` to at most ``max_value`` (ln 100), in place, and
+    return the parameter.
 
     Takes a model with a ``logit_scale`` parameter or the parameter itself; call it after
     each ``optimizer.step()``. Nothing is read back from the device, so a GPU need not
-    finish the step first (``clamp_logit_scale_`` also returns the scale).
+    finish the step first: read the scale only when you log it,
+    ``math.exp(clamp_logit_scale_(model).item())``.
     """
     param = getattr(model_or_parameter, "logit_scale", model_or_parameter)
     xp = backend.get_array_module(param.data)
     param.data[...] = xp.minimum(param.data, max_value)  # on the array: no graph involved
     return param
-
-
-def clamp_logit_scale_(model_or_parameter, max_value=LOGIT_SCALE_MAX):
-    """``cap_logit_scale_``, then return the scale ``exp(t)`` now in force as a float."""
-    return math.exp(float(cap_logit_scale_(model_or_parameter, max_value).data))
 
 
 def _arange(n, like):

@@ -2,7 +2,7 @@
 and the paper's settings for each released model.
 
 These are choices about training CLIP, not about optimisers, so they live here rather than
-in ``optim.py``; they are named ``paper_*`` (not ``clip_*``, which in ``optim.py`` means
+in ``optim/``; they are named ``paper_*`` (not ``clip_*``, which in ``optim/`` means
 clipping, as in ``clip_grad_norm_``):
 
 * ``paper_param_groups`` — the "decay" and "no decay" groups of a model's parameters;

@@ -16,7 +16,7 @@ Two guarantees:
   crash while saving leaves the previous checkpoint intact, never half a file.
 
 ``check_finite(model, step, loss)`` is the per-step counterpart for plain float32
-training (mixed precision skips such steps instead, see ``amp.GradScaler``): it raises
+training (mixed precision skips such steps instead, see ``optim.GradScaler``): it raises
 ``NonFiniteError`` saying at which step and in which parameter values first became
 inf or NaN, which is where to start looking.
 """
@@ -25,7 +25,7 @@ import json
 import numpy as np
 
 from .. import backend
-from ..fileio import atomic_write
+from ..system.files import atomic_write
 
 FORMAT = "miniclip-training-state"
 VERSION = 1
@@ -49,9 +49,11 @@ def _describe(name, array):
     return f"{name!r} ({nans} NaN and {infs} inf of {host.size} values)"
 
 
-def check_finite(model, step, loss=None):
+def check_finite(model, step, loss=None, gradients=True):
     """Raise ``NonFiniteError`` if a weight, the loss or a gradient is inf or NaN; else
-    return the loss as a float (None without one).
+    return the loss as a float (None without one). ``gradients=False`` leaves the gradients
+    out: a loss scaler's scaled gradients overflow now and then by design, and it skips
+    such a step itself.
 
     Call it after ``backward()`` and before ``optimizer.step()``, so that a bad gradient
     is caught before it reaches the weights. The message names the step and the first
@@ -65,7 +67,7 @@ def check_finite(model, step, loss=None):
     """
     params = list(model.named_parameters())
     weights = [(name, p.data) for name, p in params]
-    grads = [(name, p.grad) for name, p in params if p.grad is not None]
+    grads = [(name, p.grad) for name, p in params if gradients and p.grad is not None]
     xp = backend.get_array_module(weights[0][1])
     on_device = hasattr(loss, "data")  # a loss Tensor is read with the verdicts
     dtype = backend.accumulation_dtype(loss.dtype) if on_device else np.float32

@@ -31,7 +31,7 @@ import zipfile
 
 import numpy as np
 
-from ..fileio import atomic_write
+from ..system.files import atomic_write
 
 __all__ = ["load_safetensors", "read_weights_file", "save_npz", "save_safetensors"]
 

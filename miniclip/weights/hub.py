@@ -22,7 +22,7 @@ import warnings
 
 from tqdm import tqdm
 
-from ..fileio import atomic_write
+from ..system.files import atomic_write
 from .releases import RELEASES, available_models
 
 __all__ = ["BASE_URL", "available_models", "download", "model_url"]

@@ -13,7 +13,7 @@
 # 2. call `backward()` and check the result against a derivative worked out by hand;
 # 3. see that gradients *accumulate* across `backward()` calls, and why that is useful;
 # 4. write your own differentiable op as a `Function` with a `forward` and a `backward`;
-# 5. check it with `miniclip.gradcheck.gradcheck`, exhaustively and along one direction;
+# 5. check it with `miniclip.functional.gradcheck.gradcheck`, exhaustively and along one direction;
 # 6. watch gradcheck catch a deliberately wrong backward, and compare gradients tensor by
 #    tensor with `compare_grads`;
 # 7. plot two activation functions and the derivatives autograd gives for them;
@@ -32,9 +32,9 @@ import numpy as np
 
 import miniclip.functional as F
 from miniclip import Function, Tensor, backend
-from miniclip.gradcheck import GradcheckError, compare_grads, gradcheck
+from miniclip.functional.gradcheck import GradcheckError, compare_grads, gradcheck
 from miniclip.grading import exercise
-from miniclip.training.threads import limit_blas_threads
+from miniclip.system.threads import limit_blas_threads
 
 np.random.seed(0)
 
@@ -157,7 +157,7 @@ assert np.allclose(weights.grad, full_batch), "accumulated half-batches must equ
 # %% [markdown]
 # The flip side: in a training loop you must clear the gradients after every optimiser
 # step, or each step would use the sum of all gradients so far. `Module.zero_grad()`
-# (`miniclip/nn/module.py`) and `optimizer.zero_grad()` (`miniclip/optim.py`) set every
+# (`miniclip/nn/module.py`) and `optimizer.zero_grad()` (`miniclip/optim/optimizers.py`) set every
 # `.grad` back to `None`.
 #
 # A graph can be traversed only once: `backward()` frees the arrays each Function saved
@@ -231,7 +231,7 @@ assert np.allclose(t.grad, 1 / (1 + np.exp(-t.numpy()))), "softplus' derivative 
 # ## Checking a backward with finite differences
 #
 # How do we know `backward` is right? Compare it with the definition of a derivative.
-# `gradcheck` (`miniclip/gradcheck.py`) picks a fixed random "upstream gradient" $R$ shaped
+# `gradcheck` (`miniclip/functional/gradcheck.py`) picks a fixed random "upstream gradient" $R$ shaped
 # like the output and looks at the scalar $L(x) = \sum R \odot f(x)$. Its exact gradient is
 # what `backward` returns when $R$ arrives at the output, and numerically
 #

@@ -27,10 +27,10 @@ import numpy as np
 import miniclip
 import miniclip.functional as F
 from miniclip import Tensor, nn
-from miniclip.gradcheck import gradcheck
+from miniclip.functional.gradcheck import gradcheck
 from miniclip.grading import exercise
 from miniclip.models import ResidualAttentionBlock
-from miniclip.training.threads import limit_blas_threads
+from miniclip.system.threads import limit_blas_threads
 
 miniclip.manual_seed(0)
 rng = np.random.default_rng(0)

@@ -31,7 +31,7 @@ from miniclip.tokenizer import clean_text, default_tokenizer, pretokenize
 from miniclip.grading import exercise
 from miniclip.tokenizer.bpe import learn_merges
 from miniclip.tokenizer.pretokenizer import BYTE_TO_CHAR, word_symbols
-from miniclip.training.threads import limit_blas_threads
+from miniclip.system.threads import limit_blas_threads
 
 print(limit_blas_threads())  # one BLAS thread per free core: fast on a busy machine too
 

@@ -29,7 +29,7 @@ from miniclip.data import SyntheticShapes
 from miniclip.models import RELEASED_CONFIGS, ModifiedResNet
 from miniclip.data.preprocess import MEAN, STD, center_crop, resize_shorter_side, to_normalized_array
 from miniclip.grading import exercise
-from miniclip.training.threads import limit_blas_threads
+from miniclip.system.threads import limit_blas_threads
 
 miniclip.manual_seed(0)
 

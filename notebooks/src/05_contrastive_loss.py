@@ -17,25 +17,26 @@
 # closed form (5b), each a function with a `raise NotImplementedError` line for you to
 # replace, followed by a `with exercise(...)` cell that checks it.
 #
-# The code: `miniclip/training/loss.py` (the loss and the temperature), `miniclip/optim.py`
+# The code: `miniclip/training/loss.py` (the loss and the temperature), `miniclip/optim/`
 # (AdamW, schedule), `miniclip/training/recipe.py` (the paper's parameter groups and Adam
-# settings), `miniclip/amp.py` (mixed precision).
+# settings), `miniclip/optim/amp.py` (mixed precision).
 
 # %%
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 
 import miniclip
 import miniclip.functional as F
 from miniclip import CLIP, Tensor, create_model, no_grad
-from miniclip.amp import GradScaler, float16_parameters, mixed_precision_step
 from miniclip.data import CLIPCollate, SyntheticShapes
 from miniclip.grading import exercise
 from miniclip.training.loss import (LOGIT_SCALE_INIT, LOGIT_SCALE_MAX, clamp_logit_scale_, clip_loss,
                            clip_loss_from_features)
-from miniclip.optim import AdamW, WarmupCosine
+from miniclip.optim import AdamW, GradScaler, WarmupCosine, float16_parameters, mixed_precision_step
 from miniclip.training.recipe import paper_optimizer, paper_param_groups
-from miniclip.training.threads import limit_blas_threads
+from miniclip.system.threads import limit_blas_threads
 
 miniclip.manual_seed(0)
 rng = np.random.default_rng(0)
@@ -170,7 +171,7 @@ for step in range(300):
     optimizer.step()
     optimizer.zero_grad()
     history["loss"].append(loss.item())
-    history["scale"].append(clamp_logit_scale_(t))
+    history["scale"].append(math.exp(clamp_logit_scale_(t).item()))
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.3))
 axes[0].plot(history["loss"])
@@ -400,7 +401,7 @@ plt.show()
 #
 # On a GPU, float16 arithmetic is several times faster than float32 and takes half the
 # memory, and CLIP was trained in mixed precision. float16 has two problems that
-# `miniclip/amp.py` works around:
+# `miniclip/optim/amp.py` works around:
 
 # %%
 print("1 + 1e-4 in float16:", np.float16(1) + np.float16(1e-4), " (an update that vanishes)")

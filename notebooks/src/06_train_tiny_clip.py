@@ -7,10 +7,11 @@
 # names in words, including six colour–shape combinations it has never seen at all.
 #
 # The run is kept short so the notebook finishes in about a minute on a laptop CPU. The
-# command-line trainer, `python -m miniclip.train --tiny` (`miniclip/train.py`), runs the
+# command-line trainer, `python -m miniclip.train --tiny` (`miniclip/training/`), runs the
 # same recipe for longer and reaches a higher accuracy; `--help` lists its options.
 
 # %%
+import math
 import textwrap
 import time
 
@@ -19,18 +20,18 @@ import numpy as np
 
 import miniclip
 from miniclip import Tensor, create_model, no_grad
+from miniclip.models import trim_padding
 from miniclip.data import (COLOURS, POSITIONS, SHAPES, SIZES, ArrayDataset, CLIPCollate, DataLoader,
                            SyntheticShapes, stack_fields)
 from miniclip.training.loss import clamp_logit_scale_, clip_loss
 from miniclip.optim import WarmupCosine, clip_grad_norm_
 from miniclip.training.recipe import paper_optimizer
-from miniclip.train import trim_padding
 from miniclip.data.synthetic import HELD_OUT
 from miniclip.evaluation.zeroshot import (accuracy, encode_images, encode_texts, similarity_matrix,
                                zero_shot_classifier, zero_shot_predict)
 from miniclip.grading import exercise
-from miniclip.training.memory import reuse_freed_memory
-from miniclip.training.threads import limit_blas_threads
+from miniclip.system.memory import reuse_freed_memory
+from miniclip.system.threads import limit_blas_threads
 
 # The knobs of this run. More steps give a better model (the CLI trains for 800).
 STEPS, BATCH_SIZE, PEAK_LR, WARMUP = 300, 64, 1e-3, 30
@@ -147,8 +148,8 @@ assert before < 0.15, "an untrained model should be near chance"
 # with the ViT's β and ε and weight decay 0.2 on weight matrices and embedding tables (not
 # on biases and gains); a linear warm-up, then cosine decay of the learning rate;
 # gradient-norm clipping at 1; and the temperature clipped after every step. This loop is
-# `train_step` in `miniclip/train.py` without the mixed-precision branch and the checks
-# for inf/NaN.
+# `train_step` in `miniclip/training/step.py` without its loss scaler (for mixed precision)
+# and the checks for inf/NaN.
 #
 # **Exercise 6a: one training step.** Write the step the loop below runs on a batch
 # (NumPy `images [64, 3, 32, 32]` and `tokens [64, L]`): the model's two logit matrices,
@@ -201,7 +202,7 @@ for step in range(STEPS):
     schedule(step)
     images, tokens = next(batches)
     loss = training_step(model, optimizer, images, tokens)
-    log["scale"].append(clamp_logit_scale_(model))
+    log["scale"].append(math.exp(clamp_logit_scale_(model).item()))
     log["loss"].append(loss.item())
 seconds = time.perf_counter() - start
 model.eval()

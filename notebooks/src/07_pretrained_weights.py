@@ -37,7 +37,7 @@ from miniclip import CLIP, no_grad
 from miniclip.grading import exercise
 from miniclip.weights import hub, save_safetensors
 from miniclip.models import infer_config
-from miniclip.training.threads import limit_blas_threads
+from miniclip.system.threads import limit_blas_threads
 
 miniclip.manual_seed(0)
 rng = np.random.default_rng(0)

@@ -24,7 +24,7 @@ import numpy as np
 import miniclip.functional as F
 from miniclip import Tensor, nn
 from miniclip.grading import exercise
-from miniclip.training.threads import limit_blas_threads
+from miniclip.system.threads import limit_blas_threads
 
 rng = np.random.default_rng(0)
 

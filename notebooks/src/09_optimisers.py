@@ -11,7 +11,7 @@
 # 4. AdamW's *decoupled* weight decay, and why adding $\lambda w$ to the gradient is not the
 #    same under Adam;
 #
-# and then races them on an ill-conditioned valley. The code is `miniclip/optim.py`
+# and then races them on an ill-conditioned valley. The code is `miniclip/optim/`
 # (`SGD`, `AdamW`). The exercise is a function with a `raise NotImplementedError` line for
 # you to replace, followed by a `with exercise(...)` cell that checks it.
 
@@ -22,7 +22,7 @@ import numpy as np
 from miniclip import Tensor
 from miniclip.grading import exercise
 from miniclip.optim import SGD, AdamW
-from miniclip.training.threads import limit_blas_threads
+from miniclip.system.threads import limit_blas_threads
 
 rng = np.random.default_rng(0)
 

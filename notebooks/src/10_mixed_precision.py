@@ -4,7 +4,7 @@
 # A GPU multiplies float16 matrices several times faster than float32 ones and stores them
 # in half the memory, so CLIP was trained in **mixed precision**: float16 for the bulk of
 # the arithmetic, float32 where float16 would lose the answer. This notebook looks at what
-# float16 can and cannot represent, then at the two fixes `miniclip/amp.py` applies:
+# float16 can and cannot represent, then at the two fixes `miniclip/optim/amp.py` applies:
 #
 # 1. the float16 number line: 65504 at the top, $6 \cdot 10^{-8}$ at the bottom, and three
 #    significant digits in between;
@@ -23,12 +23,11 @@ import numpy as np
 
 import miniclip
 from miniclip import Tensor, create_model
-from miniclip.amp import GradScaler
 from miniclip.data import CLIPCollate, SyntheticShapes
 from miniclip.grading import exercise
-from miniclip.optim import SGD
+from miniclip.optim import SGD, GradScaler
 from miniclip.training.loss import clip_loss
-from miniclip.training.threads import limit_blas_threads
+from miniclip.system.threads import limit_blas_threads
 
 rng = np.random.default_rng(0)
 
@@ -147,7 +146,7 @@ plt.show()
 #
 # ## 3. A dynamic loss scaler
 #
-# The rule of `torch.amp.GradScaler`, and of `miniclip.amp.GradScaler`:
+# The rule of `torch.amp.GradScaler`, and of `miniclip.optim.GradScaler`:
 #
 # * start high ($S = 2^{16}$);
 # * after every backward pass, look at the gradients: if any is `inf` or `NaN`, **skip** the
@@ -243,4 +242,4 @@ print(f"{len(skipped)} of {steps.size} steps skipped ({len(skipped) / steps.size
 # The other half of mixed precision is the optimiser: an update $\eta\,\Delta$ much smaller
 # than the weight itself vanishes in float16 (`float16(1 + 1e-4)` is 1, above), so the
 # optimiser keeps **float32 master weights** and the forward pass uses float16 copies
-# (`miniclip.amp.float16_parameters`).
+# (`miniclip.optim.float16_parameters`).

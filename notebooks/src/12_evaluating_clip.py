@@ -24,16 +24,16 @@ import numpy as np
 
 import miniclip
 from miniclip import create_model
-from miniclip.amp import GradScaler
 from miniclip.data import COLOURS, ArrayDataset, CLIPCollate, DataLoader, SyntheticShapes, stack_fields
 from miniclip.evaluation import linear_probe, retrieval_recall
 from miniclip.evaluation.zeroshot import accuracy, encode_images, encode_texts, zero_shot_classifier
 from miniclip.grading import exercise
-from miniclip.optim import WarmupCosine
-from miniclip.train import train_step, trim_padding
+from miniclip.models import trim_padding
+from miniclip.optim import GradScaler, WarmupCosine
+from miniclip.training.step import train_step
 from miniclip.training.recipe import paper_optimizer
-from miniclip.training.memory import reuse_freed_memory
-from miniclip.training.threads import limit_blas_threads
+from miniclip.system.memory import reuse_freed_memory
+from miniclip.system.threads import limit_blas_threads
 
 STEPS, BATCH_SIZE, PEAK_LR, SEED = 300, 64, 2e-3, 0
 SMALLER = dict(vision_width=64, transformer_width=64)   # tiny-vit at half its width
@@ -46,8 +46,8 @@ print(reuse_freed_memory())  # recycle big temporary arrays: a third off each st
 #
 # The `tiny-vit` preset at half its width (0.49M parameters instead of 1.37M: each step is
 # about twice as cheap), trained as in `06_train_tiny_clip.ipynb` but shorter, with
-# `train_step` from `miniclip/train.py` (forward, loss, backward, clipping, AdamW, the
-# temperature cap). Seeding twice gives an untrained twin with the very weights the
+# `train_step` from `miniclip/training/step.py` (forward, loss, backward, clipping, AdamW,
+# the temperature cap). Seeding twice gives an untrained twin with the very weights the
 # training starts from, for the "before" pictures.
 
 # %%

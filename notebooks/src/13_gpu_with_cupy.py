@@ -41,13 +41,12 @@ fake_cupy.install()                  # before miniclip first imports cupy
 import miniclip  # noqa: E402  (after the fake is installed)
 import miniclip.functional as F  # noqa: E402
 from miniclip import Tensor, backend, create_model  # noqa: E402
-from miniclip.amp import GradScaler  # noqa: E402
 from miniclip.grading import exercise  # noqa: E402
-from miniclip.optim import SGD  # noqa: E402
-from miniclip.train import train_step  # noqa: E402
+from miniclip.optim import SGD, GradScaler  # noqa: E402
+from miniclip.training.step import train_step  # noqa: E402
 from miniclip.training.loss import clip_loss  # noqa: E402
 from miniclip.training.recipe import paper_optimizer  # noqa: E402
-from miniclip.training.threads import limit_blas_threads  # noqa: E402
+from miniclip.system.threads import limit_blas_threads  # noqa: E402
 
 rng = np.random.default_rng(0)
 
@@ -132,13 +131,13 @@ plt.show()
 # step takes the sum of both, and the GPU idles while the CPU launches. The rule for GPU code: **keep values on
 # the device** and read them rarely and together. That is why
 # `backend.finite_flags` tests every parameter on the device and returns all the verdicts
-# in *one* copy, and why `train.py` folds the finiteness check into the read of the loss.
+# in *one* copy, and why `training/step.py` folds the finiteness check into the read of the loss.
 #
 # ## 3. Counting device reads
 #
 # The fake CuPy counts every device-to-host read in `fake_cupy.transfers` (`get`, `item`,
 # `float`, `bool`, ...). A float32 training step of the tiny ViT through
-# `miniclip.train.train_step`:
+# `miniclip.training.step.train_step`:
 
 # %%
 miniclip.manual_seed(0)

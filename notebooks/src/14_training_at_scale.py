@@ -30,15 +30,13 @@ import numpy as np
 import miniclip
 import miniclip.functional as F
 from miniclip import Function, Tensor, create_model
-from miniclip.amp import GradScaler
-from miniclip.distributed import all_gather, global_loss, local_loss, simulate
-from miniclip.distributed import train_step as parallel_step
+from miniclip.distributed import all_gather, data_parallel, global_loss, local_loss, simulate
 from miniclip.distributed.gather import AllGather
 from miniclip.grading import exercise
-from miniclip.optim import SGD
-from miniclip.train import train_step
+from miniclip.optim import SGD, GradScaler
+from miniclip.training.step import train_step
 from miniclip.training.loss import clip_loss
-from miniclip.training.threads import limit_blas_threads
+from miniclip.system.threads import limit_blas_threads
 
 rng = np.random.default_rng(0)
 
@@ -322,10 +320,12 @@ plt.show()
 #
 # ## 5. A data-parallel step equals the single-process step
 #
-# `miniclip.distributed.train_step` puts it together: each rank encodes its rows, computes
-# the local loss with the gathered features, runs the backward, averages the parameter
-# gradients over the ranks (an all-reduce, in buckets), then takes the same optimiser step
-# as every other rank. One SGD step of a small CLIP on a batch of 8, on two ranks of 4 and
+# The training step is the same one as in a single process (`miniclip.training.step.train_step`);
+# `miniclip.distributed.data_parallel(world)` hands it two hooks: each rank encodes its
+# rows and computes the local loss with the gathered features, and after the backward the
+# parameter gradients are averaged over the ranks (an all-reduce, in buckets), so that
+# every rank takes the same optimiser step. The mean of the ranks' losses is the loss of
+# the global batch. One SGD step of a small CLIP on a batch of 8, on two ranks of 4 and
 # in one process, from the same weights:
 
 # %%
@@ -345,8 +345,9 @@ off = GradScaler(enabled=False)
 def parallel(world):
     model = models[world.rank]
     rows = slice(4 * world.rank, 4 * world.rank + 4)
-    return parallel_step(world, model, SGD(model.parameters(), lr=0.5), off, images[rows],
-                         tokens[rows], 1, "cpu", None)
+    loss = train_step(model, SGD(model.parameters(), lr=0.5), off, images[rows], tokens[rows],
+                      1, "cpu", None, **data_parallel(world))
+    return world.mean(loss)
 
 
 losses = simulate(2, parallel)

@@ -1,4 +1,4 @@
-"""Optimisers, gradient clipping and the learning-rate schedule.
+"""The optimisers: ``AdamW`` (CLIP's) and ``SGD``, on the arrays of each parameter.
 
 An optimiser turns gradients into parameter updates. It works directly on the arrays of
 each parameter — ``p.data`` (the weights) and ``p.grad`` (dL/dp after ``backward()``) —
@@ -6,45 +6,24 @@ with ``xp = backend.get_array_module(p.data)``, so the same code updates NumPy a
 parameters and keeps its per-parameter state (Adam's moments, SGD's momentum) on the
 parameter's device.
 
-``AdamW`` and ``clip_grad_norm_`` work on all parameters at once ("multi-tensor", as
-PyTorch's ``foreach`` implementations): the weights, gradients and moments of a group are
-laid end to end in flat arrays of up to ``BUCKET_ELEMENTS`` each (``backend.flatten``),
-updated with a handful of large array operations, and each parameter's arrays become
-views of the results (``backend.unflatten``). The arithmetic per element is unchanged;
-what changes is that a GPU runs about ten kernels per bucket instead of about ten per
-parameter, and on a model with a few hundred parameters the per-kernel launch cost is
-most of an optimiser step.
+``AdamW`` works on all parameters of a group at once ("multi-tensor", as PyTorch's
+``foreach`` implementations): the weights, gradients and moments of a group are laid end
+to end in flat arrays of up to ``BUCKET_ELEMENTS`` each (``buckets.py``), updated with a
+handful of large array operations, and each parameter's arrays become views of the
+results. The arithmetic per element is unchanged; what changes is that a GPU runs about
+ten kernels per bucket instead of about ten per parameter, and on a model with a few
+hundred parameters the per-kernel launch cost is most of an optimiser step.
 
 The classes copy PyTorch's ``torch.optim`` interface and arithmetic (same constructor
 arguments, same order of operations, same bias correction), so a step here equals a
 ``torch.optim.AdamW`` step to float32 round-off — at most the last bit differs, where
 PyTorch's CPU kernels fuse a multiply and an add into one rounding. ``tests/test_optim.py``
 checks that against recorded PyTorch updates.
-
-Contents:
-
-* ``AdamW``          — Adam with decoupled weight decay, the optimiser CLIP was trained with;
-* ``SGD``            — stochastic gradient descent with (Nesterov) momentum, for comparison;
-* ``clip_grad_norm_`` — rescale all gradients so their global L2 norm is at most ``max_norm``;
-* ``WarmupCosine``   — linear warm-up followed by cosine decay of the learning rate.
-
-The CLIP paper's choices (which parameters decay, β and ε per image tower) are a recipe,
-not an optimiser: ``miniclip/training/recipe.py``.
-
-A training step, in order::
-
-    loss.backward()
-    clip_grad_norm_(model.parameters(), max_norm=1.0)   # optional
-    schedule(step)                                      # set this step's learning rate
-    optimizer.step()
-    optimizer.zero_grad()
 """
-import math
-
 import numpy as np
 
-from . import backend
-from .autograd import Tensor
+from .. import backend
+from .buckets import buckets
 
 
 class Optimizer:
@@ -329,126 +308,3 @@ class SGD(Optimizer):
             buffer = state["momentum_buffer"]
             grad = grad + momentum * buffer if group["nesterov"] else buffer
         p.data -= group["lr"] * grad
-
-
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
-    """Scale all gradients by one factor so that their global norm is at most ``max_norm``.
-
-    The global norm treats every gradient of every parameter as one long vector:
-    ``‖g‖ = sqrt(Σ_p ‖g_p‖²)`` (``norm_type=inf``: the largest absolute entry). When it
-    exceeds ``max_norm`` every gradient is multiplied by ``max_norm / (‖g‖ + 1e-6)``, so
-    the update keeps its direction and only its length is capped. As in
-    ``torch.nn.utils.clip_grad_norm_``, the factor is min(1, that ratio) and is applied
-    even when it is 1.
-
-    Returns the norm *before* clipping as a 0-d ``Tensor`` on the gradients' device, as
-    PyTorch does (``float(norm)`` to log it: spikes in the gradient norm are the first sign
-    of an unstable run). It is not read here, because reading a GPU value makes the host
-    wait for the GPU; read it only when you log it. A non-finite norm (an inf or NaN
-    gradient) turns every gradient non-finite; in mixed precision the loss scaler
-    detects that and skips the step.
-    """
-    params = [parameters] if hasattr(parameters, "data") else list(parameters)
-    params = [p for p in params if p.grad is not None]
-    if not params:
-        return Tensor(0.0)
-    if norm_type not in (2.0, math.inf):
-        raise ValueError(f"clip_grad_norm_: norm_type must be 2.0 or inf, got {norm_type}")
-    flats = flat_grads(params)
-    xp = backend.get_array_module(flats[0][1])
-    # the norm in the widest accumulation dtype of the gradients (float32 for float16 ones)
-    dtype = np.result_type(*[backend.accumulation_dtype(g.dtype) for _, g in flats])
-    if norm_type == math.inf:
-        total = xp.stack([xp.abs(g).max().astype(dtype) for _, g in flats]).max()
-    else:
-        total = xp.sqrt(xp.stack([(g.astype(dtype, copy=False) ** 2).sum() for _, g in flats]
-                                 ).sum())
-    factor = xp.minimum(max_norm / (total + 1e-6), 1.0)  # a device scalar: no host sync
-    for bucket, grad in flats:
-        # a new array, not `*=`: the engine may hand one gradient array to several
-        # tensors (``a + b`` passes the same gy to both), or a read-only broadcast view
-        set_flat_grads(bucket, grad * factor.astype(grad.dtype))
-    return Tensor(total)
-
-
-#: The most elements laid end to end in one flat array (2 MB of float32). A GPU then runs
-#: a few kernels per bucket instead of a few per parameter; a CPU keeps a bucket in its
-#: cache through all the passes of an update (one flat array for a whole model was slower
-#: on a CPU than updating parameter by parameter: each pass went out to main memory).
-BUCKET_ELEMENTS = 1 << 19
-
-
-def buckets(params, key, array_of):
-    """``params`` split into lists that share ``key(p)`` and hold at most
-    ``BUCKET_ELEMENTS`` elements of ``array_of(p)`` (a larger array is a bucket alone)."""
-    by_key = {}
-    for p in params:
-        by_key.setdefault(key(p), []).append(p)
-    for members in by_key.values():
-        bucket, size = [], 0
-        for p in members:
-            n = array_of(p).size
-            if bucket and size + n > BUCKET_ELEMENTS:
-                yield bucket
-                bucket, size = [], 0
-            bucket.append(p)
-            size += n
-        if bucket:
-            yield bucket
-
-
-def flat_grads(params):
-    """The gradients of ``params`` as flat arrays, by dtype and ``buckets``:
-    ``[(params, flat), ...]``. A sweep over all gradients (a norm, a rescaling, a check
-    for inf) is then a few large array operations (see the module docstring)."""
-    return [(bucket, backend.flatten([p.grad for p in bucket]))
-            for bucket in buckets(params, lambda p: p.grad.dtype, lambda p: p.grad)]
-
-
-def set_flat_grads(params, flat):
-    """Make each parameter's ``.grad`` its view of ``flat`` (laid out as ``flat_grads``)."""
-    for p, grad in zip(params, backend.unflatten(flat, [p.grad for p in params])):
-        p.grad = grad
-
-
-class WarmupCosine:
-    """Learning-rate schedule: linear warm-up to the peak, then cosine decay to ``final_lr``.
-
-    Calling ``schedule(step)`` (steps count from 0) sets ``lr`` of every parameter group
-    for that step and returns the first group's. Each group's peak is the ``lr`` it had
-    when the schedule was made, kept in the group as ``"initial_lr"`` (so it survives
-    ``optimizer.state_dict()``). With peak η, ``W`` warm-up steps and ``T`` steps in all::
-
-        step <  W:   lr = η · (step + 1) / W                         # reaches η at W - 1
-        step >= W:   lr = final + (η - final) · (1 + cos(π · p)) / 2,  p = (step - W) / (T - W)
-
-    and ``final_lr`` after ``T``. Warm-up keeps Adam's first steps small while its
-    second-moment estimate ``v`` is still noisy; the cosine spends most steps at a high
-    rate and anneals gently at the end. The paper states a 2,000-step warm-up and cosine
-    decay; the warm-up's shape and the final rate are our choice (linear, 0).
-
-    The schedule is a pure function of ``step``, so resuming needs only the step count.
-    """
-
-    def __init__(self, optimizer, warmup_steps, total_steps, final_lr=0.0):
-        if not 0 <= warmup_steps <= total_steps:
-            raise ValueError(f"WarmupCosine: need 0 <= warmup_steps <= total_steps, got "
-                             f"warmup_steps={warmup_steps}, total_steps={total_steps}")
-        self.optimizer = optimizer
-        self.warmup_steps, self.total_steps, self.final_lr = warmup_steps, total_steps, final_lr
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-
-    def lr_at(self, step, peak_lr):
-        """The learning rate at ``step`` for a group whose peak rate is ``peak_lr``."""
-        if step < self.warmup_steps:
-            return peak_lr * (step + 1) / self.warmup_steps
-        if step >= self.total_steps:
-            return self.final_lr
-        progress = (step - self.warmup_steps) / (self.total_steps - self.warmup_steps)
-        return self.final_lr + (peak_lr - self.final_lr) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    def __call__(self, step):
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(step, group["initial_lr"])
-        return self.optimizer.param_groups[0]["lr"]

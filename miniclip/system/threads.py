@@ -57,8 +57,8 @@ def choose_thread_count(threads=None, environ=os.environ, cores=None, load=None,
     ``$OMP_NUM_THREADS`` (a user who set them meant it), else this process's share of the
     free cores: ``(cores - floor(load)) // processes``, at least 1. ``processes`` is how
     many processes of one job share this machine (the ranks of a ``--distributed`` run on
-    it, which took 2 threads each on 2 cores and ran 5x slower). They start together, so
-    ``load`` counts the other ``processes - 1`` as busy; that part of it is taken off
+    it, which would otherwise each take every free core and fight over them). They start
+    together, so ``load`` counts the other ``processes - 1`` as busy; that part of it is taken off
     before the free cores are shared out, or 8 ranks on 16 cores would take 1 thread each.
     ``cores`` defaults to :func:`available_cores`, ``load`` to :func:`other_load`.
     """
@@ -89,8 +89,7 @@ def other_load(samples=10, interval=0.02, path="/proc/loadavg"):
 
     Between reads it spins instead of sleeping, so that it is runnable itself: two programs
     started together reach this point together, and if both slept through their reads,
-    each would find the other asleep and take every core (measured: two ``--tiny`` runs on
-    2 idle cores took 2 threads each and ran 6x slower than one run alone).
+    each would find the other asleep and take every core.
     """
     counts = []
     for sample in range(samples):

@@ -46,9 +46,10 @@ import contextlib
 
 import numpy as np
 
-from . import backend
-from .nn.layers import BatchNorm2d, LayerNorm
-from .optim import clip_grad_norm_, flat_grads, set_flat_grads
+from .. import backend
+from ..nn.layers import BatchNorm2d, LayerNorm
+from .buckets import flat_grads, set_flat_grads
+from .clipping import clip_grad_norm_
 
 # Parameters left in float32 by ``float16_parameters``: those of normalisation layers
 # (their statistics are computed in float32 anyway) and the learned temperature, whose
@@ -63,8 +64,9 @@ def keeps_float32(module, name):
 
 
 @contextlib.contextmanager
-def float16_parameters(model, dtype=np.float16, keep_float32=keeps_float32):
-    """Inside this block the model's floating parameters appear as float16 copies.
+def float16_parameters(model, dtype=np.float16, keep_float32=keeps_float32, enabled=True):
+    """Inside this block the model's floating parameters appear as float16 copies
+    (unless ``enabled`` is false: then it changes nothing, as a disabled ``GradScaler``).
 
     Each Parameter ``p`` for which ``keep_float32(module, name)`` is false is swapped,
     in its module, for ``p.to(dtype)`` — a differentiable cast — and swapped back on
@@ -75,7 +77,7 @@ def float16_parameters(model, dtype=np.float16, keep_float32=keeps_float32):
     token ids need no cast.
     """
     casts, swapped = {}, []
-    for _, module in model.named_modules():
+    for _, module in model.named_modules() if enabled else ():
         for name, param in module._parameters.items():
             if param is None or param.dtype.kind != "f" or keep_float32(module, name):
                 continue
@@ -181,12 +183,22 @@ class GradScaler:
 def mixed_precision_step(loss, optimizer, scaler, max_grad_norm=None):
     """Everything after the forward pass of one mixed-precision step (module docstring).
 
-    Back-propagates ``loss × S``, unscales the gradients, clips their global norm to
-    ``max_grad_norm`` (if given), steps unless a gradient overflowed, updates S and clears
-    the gradients. Returns ``(stepped, grad_norm)``; ``grad_norm`` is the norm of the
-    unscaled gradients before clipping (None when not clipping, inf/NaN on an overflow).
+    Back-propagates ``loss × S``, then ``scaled_update``. Returns ``(stepped, grad_norm)``;
+    ``grad_norm`` is the norm of the unscaled gradients before clipping (None when not
+    clipping, inf/NaN on an overflow).
     """
     scaler.scale(loss).backward()
+    return scaled_update(optimizer, scaler, max_grad_norm)
+
+
+def scaled_update(optimizer, scaler, max_grad_norm=None):
+    """The update from gradients of ``loss × S``: unscale them, clip their global norm to
+    ``max_grad_norm`` (if given), step unless a gradient overflowed, update S and clear
+    the gradients. Returns ``(stepped, grad_norm)`` as ``mixed_precision_step``.
+
+    The gradients may be changed between the backward pass and this, as long as they stay
+    scaled: data parallelism averages them over the processes there
+    (``miniclip/training/step.py``)."""
     scaler.unscale_(optimizer)
     grad_norm = None
     if max_grad_norm is not None:

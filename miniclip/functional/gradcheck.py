@@ -31,8 +31,8 @@ import dataclasses
 
 import numpy as np
 
-from . import backend
-from .autograd import Tensor, no_grad
+from .. import backend
+from ..autograd import Tensor, no_grad
 
 # (eps, atol, rtol) per dtype. float64 is the one to trust; the others are for quick looks.
 TOLERANCES = {

@@ -11,8 +11,8 @@ faults for 2.2 MB, and the step spends a third of its time there instead of comp
 glibc adapts by itself: when a mapped block is freed it raises the threshold to that
 block's size (up to 32 MB), so that the next ones come from its heap, where freed memory
 is reused. But whether a program ever frees a block big enough to trigger that depends on
-chance (measured: the tiny run's steps were 30% faster when its training set was 4× larger,
-because preparing it freed one big block). :func:`reuse_freed_memory` makes it certain:
+chance (on what its start-up happened to allocate and free). :func:`reuse_freed_memory`
+makes it certain:
 it sets the threshold at its maximum, and keeps up to twice that of freed memory at the
 top of the heap (the *trim threshold*, which is what glibc's own adaptation sets it to;
 without it the heap's freed top would go back to the kernel and be faulted in again).

@@ -1,4 +1,4 @@
-"""File helpers shared by everything that writes files (weights, training states, downloads).
+"""Atomic file writes, for everything that writes files (weights, training states, downloads).
 
 ``atomic_write`` is here, not beside one of its users, because checkpoint formats, the
 training state and the download cache all need it and none of them should import another
