@@ -34,6 +34,13 @@ def test_efficiency_beyond_the_first_measurement_is_only_a_lower_bound():
     assert compare_objectives.efficiency(stronger, weaker, chance=0.0) == ">=4"
 
 
+def test_there_is_no_efficiency_to_measure_against_a_curve_at_chance():
+    images = np.array([100, 200])
+    at_chance = (images, np.array([[0.02, 0.03]]))
+    assert compare_objectives.efficiency((images, np.array([[0.5, 0.6]])), at_chance,
+                                         chance=0.04) == "weaker at chance"
+
+
 def test_images_to_reach_interpolates_from_chance_at_no_images():
     images, accuracies = np.array([100, 200]), np.array([[0.5, 0.9], [0.5, 0.7]])
     assert compare_objectives.images_to_reach(images, accuracies, 0.3, 0.1) == pytest.approx(50)

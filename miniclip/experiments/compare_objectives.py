@@ -57,9 +57,13 @@ def efficiency(stronger, weaker, chance):
     """How many times fewer images the ``stronger`` curve needs to reach the ``weaker``
     curve's final mean accuracy (each a ``(images, accuracies)`` pair): a float; None if it
     never does (it is not the stronger); ``">=F"`` if it does by its first measurement,
-    F = last / first images seen being all the curves can resolve."""
+    F = last / first images seen being all the curves can resolve; ``"weaker at chance"``
+    when there is nothing to reach."""
     images, accuracies = weaker
-    needed = images_to_reach(*stronger, np.mean(accuracies[:, -1]), chance)
+    target = np.mean(accuracies[:, -1])
+    if target <= chance:
+        return "weaker at chance"
+    needed = images_to_reach(*stronger, target, chance)
     if needed is None:
         return None
     if needed <= stronger[0][0]:

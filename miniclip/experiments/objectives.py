@@ -68,6 +68,11 @@ class SigLIP(nn.Module):
         self.clip = init_siglip_scale_(create_model(MODEL))
         self.loss = SigmoidLoss(bias)
 
+    @property
+    def logit_scale(self):
+        """The CLIP's learned log-scale (which the training step caps)."""
+        return self.clip.logit_scale
+
 
 def contrastive_scores(model, images, classnames, templates, tokenize):
     """Cosine similarities ``[N, K]`` of the images to each class's prompt embedding."""

@@ -1,9 +1,10 @@
 """Training an objective for an experiment, and the cache that lets experiments share models.
 
-Every objective is trained the same way, the tiny run's recipe (``miniclip/train.py``):
-AdamW with the paper's β, ε and weight-decay groups for a ViT tower, a linear warm-up over
-the first tenth of the steps then cosine decay from a peak rate of 1e-3, gradients clipped
-to norm 1 and the logit scale capped at 100. Only the loss differs.
+Every objective is trained the same way, the tiny run's recipe (``python -m miniclip.train``)
+with its one step (``training.step.train_step``): AdamW with the paper's β, ε and
+weight-decay groups for a ViT tower, a linear warm-up over the first tenth of the steps
+then cosine decay from a peak rate of 1e-3, gradients clipped to norm 1 and the logit scale
+(where the objective has one) capped at 100. Only the loss differs.
 
 A trained model is saved in the cache folder under a name that says what made it
 (objective, seed, steps, batch size, training pictures), with the zero-shot scores measured
@@ -19,10 +20,10 @@ import numpy as np
 
 from .. import nn
 from ..data import DataLoader
-from ..optim import WarmupCosine, clip_grad_norm_
+from ..optim import GradScaler, WarmupCosine
 from ..system.files import atomic_write
-from ..training.loss import cap_logit_scale_
 from ..training.recipe import paper_optimizer
+from ..training.step import train_step
 from .data import ONE_TEMPLATE
 
 PEAK_LR = 1e-3
@@ -59,21 +60,21 @@ def train(objective, data, steps, batch_size, seed):
     batches = loader.batches()
     record = {"objective": objective.name, "seed": seed, "steps": steps,
               "batch_size": batch_size, "evaluations": [], "train_seconds": 0.0}
+    scaler = GradScaler(enabled=False)
+
+    def loss_of_batch(model, images, batch):  # train_step's loss(model, images, tokens)
+        return objective.loss(model, data, dict(batch, images=images))
+
     began = time.perf_counter()
     for step in range(1, steps + 1):
         schedule(step - 1)
-        loss = objective.loss(model, data, data.batch(next(batches)))
-        loss.backward()
-        clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-        optimizer.step()
-        optimizer.zero_grad()
-        for name, parameter in model.named_parameters():
-            if name.endswith("logit_scale"):
-                cap_logit_scale_(parameter)
+        batch = data.batch(next(batches))
+        loss = train_step(model, optimizer, scaler, batch.pop("images"), batch, step, "cpu",
+                          MAX_GRAD_NORM, loss=loss_of_batch)
         if step in evaluate_at:
             record["train_seconds"] += time.perf_counter() - began
             record["evaluations"].append(dict(step=step, images_seen=step * batch_size,
-                                              loss=float(loss.item()),
+                                              loss=loss,
                                               **zero_shot(objective, model, data)))
             began = time.perf_counter()
     return model.eval(), record

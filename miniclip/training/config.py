@@ -23,6 +23,9 @@ DEFAULT_BATCH = {"vit": 64, "rn": 32}
 #: three times, so that it learns shapes rather than the pictures themselves.
 DEFAULT_TRAIN_SIZE = 16384
 
+#: The losses ``--loss`` chooses from: CLIP's softmax contrast, SigLIP's pairwise sigmoid.
+LOSSES = ("clip", "siglip")
+
 #: What a run folder holds.
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.json"
@@ -63,6 +66,7 @@ class RunConfig:
     log_every: int
     quiet: bool
     distributed: bool
+    loss: str = "clip"
 
     @classmethod
     def from_args(cls, args):

@@ -1,14 +1,17 @@
 """The checks that keep a run folder's run whole: never replaced without being told, and
 resumed only with the settings it was trained with.
 
-A resumed run must continue the very run it picks up: the same model, batch, seed, data,
-learning rate, weight decay and number of processes (the learning rate and weight decay
+A resumed run must continue the very run it picks up: the same model, loss, batch, seed,
+data, learning rate, weight decay and number of processes (the learning rate and weight decay
 come back from the optimiser's saved state, so a different ``--lr`` would be silently
 ignored: it is refused instead), and the same warm-up. A longer ``--steps`` is allowed:
 it stretches the cosine but keeps the warm-up done.
 """
 import dataclasses
+import json
 import os
+
+import numpy as np
 
 from ..system.program import UsageError
 from .config import CHECKPOINT, METRICS
@@ -26,11 +29,16 @@ def check_run_folder(config):
                          "it with --resume, replace it with --overwrite, or choose another --out")
 
 
+#: The value of a setting a checkpoint written before the setting existed was trained with.
+SETTING_DEFAULTS = {"loss": "clip"}
+
+
 def run_settings(config, world_size):
     """What a resumed run must share with the run it continues (module docstring)."""
     return {"model": config.model, "batch_size": config.batch_size, "seed": config.seed,
             "data": config.data, "train_size": config.train_size, "lr": config.lr,
-            "weight_decay": config.weight_decay, "world_size": world_size}
+            "weight_decay": config.weight_decay, "world_size": world_size,
+            "loss": config.loss}
 
 
 def resume(config, model, optimizer, scaler, settings):
@@ -38,14 +46,16 @@ def resume(config, model, optimizer, scaler, settings):
     history)``, the config with the saved schedule's ``steps`` and ``warmup`` where the
     command line left them out."""
     path = os.path.join(config.out, CHECKPOINT)
-    state = load_training_state(path, model, optimizer, scaler)
-    saved, step = state["extra"] or {}, state["step"]
+    # The settings first: other ones (another loss, say) may not even fit the objects.
+    with np.load(path, allow_pickle=False) as file:
+        saved = {**SETTING_DEFAULTS, **(json.loads(str(file["meta"]))["extra"] or {})}
     changed = [f"{key} {saved.get(key)!r} -> {value!r}" for key, value in settings.items()
                if saved.get(key) != value]
     if changed:
         raise UsageError(f"--resume: {path} was trained with other settings "
                          f"({', '.join(changed)}); resume with the same ones, or start afresh "
                          "in another --out folder")
+    step = load_training_state(path, model, optimizer, scaler)["step"]
     schedule = saved["schedule"]
     steps = schedule["steps"] if config.steps is None else config.steps
     if steps < step:

@@ -92,6 +92,12 @@ class SigmoidLoss(nn.Module):
         return siglip_loss(logits_per_image, self.logit_bias)
 
 
+def sigmoid_contrastive_loss(sigmoid, model, images, tokens):
+    """SigLIP's loss of a batch, for ``training.step.train_step(..., loss=...)`` with
+    ``functools.partial(sigmoid_contrastive_loss, SigmoidLoss())``."""
+    return sigmoid(*model(images, tokens))
+
+
 def init_siglip_scale_(model, value=SIGLIP_LOGIT_SCALE_INIT):
     """Set the model's learned log-scale ``logit_scale`` to SigLIP's start, log 10, in
     place (CLIP starts at log(1/0.07)); returns the model."""
