@@ -315,8 +315,9 @@ def test_trimming_padding_keeps_the_text_features():
     np.testing.assert_allclose(short, full, rtol=1e-5, atol=1e-6)
 
 
-def test_siglip_trains_its_bias_from_minus_10_and_the_scale_from_10(tmp_path):
+def test_siglip_trains_its_bias_from_minus_10_and_the_scale_from_10(tmp_path, capsys):
     assert main(SMALL + ["--steps", "4", "--loss", "siglip", "--out", str(tmp_path)]) == 0
+    assert "temperature 0.100 → " in capsys.readouterr().out
     metrics = json.loads((tmp_path / METRICS).read_text())
     assert metrics["loss"] == "siglip"
     assert -10 < metrics["logit_bias"] < -9.9  # Adam moves it by about the rate per step
