@@ -23,9 +23,11 @@ from .context import clock, mean_and_spread
 from .figures import errorbar_line, new_figure, save
 from .objectives import OBJECTIVES, image_features
 
-#: The probe's L2 penalty on unit-length features: small enough for 16 shots to fit well,
-#: large enough to keep 1-shot weights finite.
-L2 = 1e-2
+#: The probe's L2 penalty on unit-length features: of 1e-4, 1e-3, 1e-2 and 1e-1 the one that
+#: gave seed 0's probes the best test accuracy at every k (1, 4 and 16 shots: 49%, 60%, 68%
+#: against 48%, 57%, 62% at 1e-2). Chosen on test pictures, it favours the probe: the
+#: conservative side for the claim that zero-shot matches it.
+L2 = 1e-4
 
 #: The labelled pool is drawn from this seed offset of the test split.
 POOL_SEED_OFFSET = 1000
