@@ -89,3 +89,59 @@ def test_numerical_gradients_of_a_product_with_an_upstream_gradient():
     gx, gw = numerical_gradients(lambda x, w: x @ w, (x, w), gy)
     np.testing.assert_allclose(gx, gy @ w.T, rtol=1e-8)
     np.testing.assert_allclose(gw, x.T @ gy, rtol=1e-8)
+
+
+def test_a_tuple_for_a_list_is_named_as_a_type_not_a_length():
+    message = failure(lambda check: check.equal("merged", ("ab", "c"), ["ab", "c"]))
+    assert message.endswith("merged: expected a list, got a tuple (with the right contents)")
+
+
+def test_a_square_transpose_is_recognised():
+    expected = np.arange(9.0).reshape(3, 3)
+    assert "got is the transpose of what is expected" in failure(
+        lambda check: check.close("dW", expected.T, expected))
+
+
+def test_a_constant_factor_is_named():
+    expected = np.arange(1.0, 7.0).reshape(2, 3)
+    assert "got = 0.5 × expected everywhere: a constant factor is off" in failure(
+        lambda check: check.close("dL/dx", expected / 2, expected))
+
+
+def test_a_wrong_number_is_reported_without_the_expected_value():
+    message = failure(lambda check: check.close("loss", 2.2, 2.0))
+    assert message.endswith("loss: got 2.2, off by 0.1 relative to the expected value "
+                            "(allowed 1.1e-05)")          # atol + rtol, relative
+    assert "1 of 1" not in message
+
+
+def test_a_measured_gradient_is_told_apart_from_a_derived_one():
+    expected = np.array([[0.3, -1.2], [2.0, 0.7]])
+    with exercise("9z: the test") as check:
+        check.gradient("dL/dx", expected * (1 + 1e-14), expected)
+    assert "It must be derived" in failure(
+        lambda check: check.gradient("dL/dx", expected + 3e-9, expected))
+
+
+def test_a_directional_check_compares_the_slope_along_a_direction():
+    gradient, direction = np.array([1.0, -2.0]), np.array([0.5, 0.25])
+    with exercise("9z: the test") as check:
+        check.directional("dL/dx", [gradient], 0.0, [direction])
+    assert "2 times the true one" in failure(
+        lambda check: check.directional("dL/dx", [gradient * 2], 1.0, [np.array([1.0, 0])]))
+
+
+def test_the_not_done_message_suits_pytest_and_notebooks_alike():
+    with pytest.raises(ExerciseNotDone) as caught:
+        with exercise("9z: the test"):
+            raise NotImplementedError("exercise 9z: the test")
+    assert "(in a notebook, run that cell again, then this one)" in str(caught.value)
+
+
+def test_a_check_that_meets_a_stub_of_the_student_package_says_so_not_not_done():
+    def library():
+        raise NotImplementedError("assignment bpe, 5a: merge_pair: left out of the student "
+                                  "edition of miniclip (write it in your submission)")
+    message = failure(lambda check: check.equal("merged", library(), []))
+    assert "uses miniclip's assignment bpe, 5a: merge_pair, which this student distribution " \
+        "leaves out until that assignment is due" in message

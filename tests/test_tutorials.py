@@ -43,7 +43,7 @@ def test_the_instructors_commands_run_and_grade_as_the_page_quotes(tmp_path):
     assert outputs[2] == QUOTED_OUTPUT
     assert sorted(p.name for p in (tmp_path / "handout" / "layer_norm").iterdir()) == [
         "handout.md", "layer_norm.py", "test_layer_norm.py"]
-    assert (tmp_path / "student-miniclip" / "miniclip" / "__init__.py").is_file()
+    assert (tmp_path / "student-course" / "miniclip" / "__init__.py").is_file()
     assert (tmp_path / "layer_norm-autograder.zip").stat().st_size > 0
 
 
@@ -53,7 +53,7 @@ def test_the_table_lists_every_assignments_parts_and_points():
     folders = sorted((ROOT / "assignments").glob("*/rubric.json"))
     assert sorted(rows) == sorted(path.parent.name for path in folders)
     for path in folders:
-        listed = re.findall(r"(\d[a-z]) [^,(]*\((\d+)\)", rows[path.parent.name])
+        listed = re.findall(r"(A\d[a-z]) [^,(]*\((\d+)\)", rows[path.parent.name])
         parts = assignments.load(path.parent).parts
         assert listed == [(part.id, f"{part.points:g}") for part in parts], path.parent.name
 

@@ -62,6 +62,11 @@ def _apply_merges(symbols, merges):
     return symbols
 
 
+#: What parts A5c and A5d are given.
+GIVEN = {"merge_pair": _merge_pair,
+         "count_pairs": lambda word_counts: _pair_counts(word_counts.items())}
+
+
 def merge_pair(submission, check):
     for symbols, pair in MERGE_CASES:
         given = list(symbols)

@@ -1,7 +1,7 @@
 """Assignment 5: byte-pair encoding, the merge loop (see handout.md).
 
 Write the bodies that raise NotImplementedError in plain Python: miniclip's tokenizer
-functions are switched off while your file is graded. A word is a list of symbols
+functions are left out of the library while your file is graded. A word is a list of symbols
 (strings), e.g. ['l', 'o', 'w', 'e', 'r</w>']; a pair is a tuple of two symbols.
 """
 
@@ -10,7 +10,7 @@ def merge_pair(symbols, pair):
     """A new list in which every occurrence of ``pair`` side by side is replaced by the two
     symbols joined, taking occurrences left to right without overlap:
     merge_pair(['a', 'a', 'a'], ('a', 'a')) == ['aa', 'a']."""
-    # BEGIN SOLUTION 5a: merge_pair
+    # BEGIN SOLUTION A5a: merge_pair
     merged, i = [], 0
     while i < len(symbols):
         if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == tuple(pair):
@@ -26,7 +26,7 @@ def merge_pair(symbols, pair):
 def count_pairs(word_counts):
     """{pair: count} over word_counts {tuple of symbols: how often the word occurs}: each
     neighbouring pair of a word counts once per occurrence, times the word's count."""
-    # BEGIN SOLUTION 5b: count_pairs
+    # BEGIN SOLUTION A5b: count_pairs
     counts = {}
     for symbols, count in word_counts.items():
         for pair in zip(symbols, symbols[1:]):
@@ -39,7 +39,7 @@ def learn_merges(word_counts, num_merges):
     """The merges learned from word_counts, in order: at each step the most frequent pair
     (ties: the smallest pair in Python's order) is merged in every word. Stops after
     num_merges merges, or earlier when no word has two symbols left."""
-    # BEGIN SOLUTION 5c: learn_merges
+    # BEGIN SOLUTION A5c: learn_merges
     words = dict(word_counts)
     merges = []
     while len(merges) < num_merges:
@@ -60,7 +60,7 @@ def learn_merges(word_counts, num_merges):
 def apply_merges(symbols, merges):
     """Encode one word: repeatedly merge the neighbouring pair that comes earliest in
     ``merges`` (a list, in the order learned), until no neighbouring pair is in it."""
-    # BEGIN SOLUTION 5d: apply_merges
+    # BEGIN SOLUTION A5d: apply_merges
     ranks = {tuple(pair): rank for rank, pair in enumerate(merges)}
     symbols = list(symbols)
     while len(symbols) > 1:

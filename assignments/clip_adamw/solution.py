@@ -1,7 +1,7 @@
 """Assignment 6: the CLIP loss, its gradient, and the AdamW update (see handout.md).
 
 Write the bodies that raise NotImplementedError, with NumPy only: miniclip's loss, its
-AdamW and its autograd are switched off while your file is graded.
+AdamW and its autograd are left out of the library while your file is graded.
 """
 import numpy as np
 
@@ -12,7 +12,7 @@ def clip_loss(image_features, text_features, t):
     loss = (cross-entropy over each column + cross-entropy over each row) / 2, each the
     mean over its n terms with the diagonal as the right answers. Returns the loss (a float).
     """
-    # BEGIN SOLUTION 6a: clip_loss
+    # BEGIN SOLUTION A6a: clip_loss
     image = image_features / np.linalg.norm(image_features, axis=1, keepdims=True)
     text = text_features / np.linalg.norm(text_features, axis=1, keepdims=True)
     logits = image @ text.T * np.exp(t)
@@ -26,7 +26,7 @@ def clip_loss(image_features, text_features, t):
 def clip_loss_logits_gradient(logits):
     """dL/dlogits [n, n] of L = (CE over columns + CE over rows) / 2 of ``logits``, in closed
     form (no finite differences, no autograd)."""
-    # BEGIN SOLUTION 6b: clip_loss_logits_gradient
+    # BEGIN SOLUTION A6b: clip_loss_logits_gradient
     n = logits.shape[0]
     shifted = np.exp(logits - logits.max())
     rows = shifted / shifted.sum(axis=1, keepdims=True)
@@ -42,7 +42,7 @@ def adamw_step(theta, grad, m, v, step, lr, betas=(0.9, 0.999), eps=1e-8, weight
     first); step counts the steps from 1 (this one included). Returns the new
     (theta, m, v) and leaves the arrays it was given unchanged.
     """
-    # BEGIN SOLUTION 6c: adamw_step
+    # BEGIN SOLUTION A6c: adamw_step
     beta1, beta2 = betas
     theta = theta * (1 - lr * weight_decay)
     m = beta1 * m + (1 - beta1) * grad

@@ -10,7 +10,7 @@ from miniclip.grading import exercise, numerical_gradient
 
 
 def test_the_loss_of_unrelated_and_of_perfect_pairs():
-    with exercise("6a: clip_loss") as check:
+    with exercise("A6a: clip_loss") as check:
         same = np.ones((4, 3))              # every image matches every text: log n
         check.close("loss when all embeddings are equal", submission.clip_loss(same, same, 0.0),
                     np.log(4))
@@ -28,7 +28,7 @@ def test_the_logits_gradient_matches_finite_differences_of_your_loss():
         columns = np.log(np.exp(logits).sum(axis=0)) - np.diagonal(logits)
         return (rows.mean() + columns.mean()) / 2
 
-    with exercise("6b: clip_loss_logits_gradient") as check:
+    with exercise("A6b: clip_loss_logits_gradient") as check:
         check.close("dL/dlogits", submission.clip_loss_logits_gradient(logits),
                     numerical_gradient(loss_of_logits, logits))
 
@@ -36,7 +36,7 @@ def test_the_logits_gradient_matches_finite_differences_of_your_loss():
 def test_the_first_adamw_step_moves_each_weight_by_about_lr():
     theta, grad = np.array([1.0, -2.0, 3.0]), np.array([1e-3, -5.0, 40.0])
     zeros = np.zeros(3)
-    with exercise("6c: adamw_step") as check:
+    with exercise("A6c: adamw_step") as check:
         new_theta, m, v = submission.adamw_step(theta, grad, zeros, zeros, 1, lr=0.1,
                                                 eps=0.0, weight_decay=0.0)
         # bias-corrected, the first step is lr * g / |g|, whatever the gradient's size

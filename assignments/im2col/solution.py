@@ -1,7 +1,7 @@
 """Assignment 3: convolution as a matrix product, im2col and col2im (see handout.md).
 
 Write the bodies that raise NotImplementedError, with NumPy only: miniclip's convolution
-and its autograd are switched off while your file is graded. Images are NCHW; kernels
+and its autograd are left out of the library while your file is graded. Images are NCHW; kernels
 are [O, C, kh, kw]; ``stride`` and ``padding`` are ints (the same along both axes).
 Python loops over the kernel offsets (kh * kw of them) are fine; loops over pixels or
 images are too slow.
@@ -18,7 +18,7 @@ def im2col(x, kh, kw, stride=1, padding=0):
     """The windows of x [N, C, H, W] as columns: cols [C * kh * kw, N * Ho * Wo] with
     cols[(c, i, j), (n, r, s)] = x_padded[n, c, r * stride + i, s * stride + j]
     (both index tuples flattened in C order)."""
-    # BEGIN SOLUTION 3a: im2col
+    # BEGIN SOLUTION A3a: im2col
     n, c, h, w = x.shape
     ho, wo = output_size(h, kh, stride, padding), output_size(w, kw, stride, padding)
     padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
@@ -34,7 +34,7 @@ def im2col(x, kh, kw, stride=1, padding=0):
 def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
     """The adjoint of im2col: add every entry of cols back onto the pixel of x it was copied
     from (a pixel in several windows gets the sum); returns an array of ``x_shape``."""
-    # BEGIN SOLUTION 3b: col2im
+    # BEGIN SOLUTION A3b: col2im
     n, c, h, w = x_shape
     ho, wo = output_size(h, kh, stride, padding), output_size(w, kw, stride, padding)
     windows = cols.reshape(c, kh, kw, n, ho, wo)
@@ -50,7 +50,7 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
 def conv2d_forward(x, weight, bias, stride=1, padding=0):
     """y [N, O, Ho, Wo] = the cross-correlation of x with each kernel, plus bias [O]: one
     matrix product with im2col's columns."""
-    # BEGIN SOLUTION 3c: conv2d_forward
+    # BEGIN SOLUTION A3c: conv2d_forward
     out_ch, _, kh, kw = weight.shape
     n, _, h, w = x.shape
     ho, wo = output_size(h, kh, stride, padding), output_size(w, kw, stride, padding)
@@ -59,14 +59,29 @@ def conv2d_forward(x, weight, bias, stride=1, padding=0):
     # END SOLUTION
 
 
-def conv2d_backward(x, weight, gy, stride=1, padding=0):
-    """The gradients through y = conv2d_forward(x, weight, bias, stride, padding), given
-    gy = dL/dy [N, O, Ho, Wo]: returns (dL/dx, dL/dweight, dL/dbias)."""
-    # BEGIN SOLUTION 3d-3e: conv2d_backward
-    out_ch, _, kh, kw = weight.shape
+def conv2d_parameter_gradients(x, weight_shape, gy, stride=1, padding=0):
+    """(dL/dweight [O, C, kh, kw], dL/dbias [O]) through y = conv2d_forward(x, weight, bias,
+    stride, padding), given gy = dL/dy [N, O, Ho, Wo]."""
+    # BEGIN SOLUTION A3d: conv2d_parameter_gradients
+    out_ch, _, kh, kw = weight_shape
     g = gy.transpose(1, 0, 2, 3).reshape(out_ch, -1)             # [O, N Ho Wo]
     cols = im2col(x, kh, kw, stride, padding)                    # [C kh kw, N Ho Wo]
-    gw = (g @ cols.T).reshape(weight.shape)
-    gx = col2im(weight.reshape(out_ch, -1).T @ g, x.shape, kh, kw, stride, padding)
-    return gx, gw, g.sum(axis=1)
+    gw = (g @ cols.T).reshape(weight_shape)
+    return gw, g.sum(axis=1)
     # END SOLUTION
+
+
+def conv2d_input_gradient(x_shape, weight, gy, stride=1, padding=0):
+    """dL/dx [N, C, H, W] through y = conv2d_forward(x, weight, bias, stride, padding), given
+    gy = dL/dy [N, O, Ho, Wo]: through col2im."""
+    # BEGIN SOLUTION A3e: conv2d_input_gradient
+    out_ch, _, kh, kw = weight.shape
+    g = gy.transpose(1, 0, 2, 3).reshape(out_ch, -1)             # [O, N Ho Wo]
+    return col2im(weight.reshape(out_ch, -1).T @ g, tuple(x_shape), kh, kw, stride, padding)
+    # END SOLUTION
+
+
+def conv2d_backward(x, weight, gy, stride=1, padding=0):
+    """(dL/dx, dL/dweight, dL/dbias): the two parts above together. (Given.)"""
+    return (conv2d_input_gradient(x.shape, weight, gy, stride, padding),
+            *conv2d_parameter_gradients(x, weight.shape, gy, stride, padding))

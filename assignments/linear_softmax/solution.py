@@ -1,8 +1,8 @@
 """Assignment 1: the backward passes of a linear layer and of softmax (see handout.md).
 
-Write the bodies that raise NotImplementedError, with NumPy only: miniclip's own layers and
-its autograd are switched off while your file is graded. Every function takes and returns
-NumPy arrays of float64.
+Write the bodies that raise NotImplementedError, with NumPy only: while your file is
+graded, miniclip's own layers, its autograd and its finite differences are left out of the
+library. Every function takes and returns NumPy arrays of float64.
 """
 import numpy as np
 
@@ -12,17 +12,28 @@ def linear_forward(x, w, b):
     return x @ w.T + b
 
 
-def linear_backward(x, w, gy):
-    """The gradients through y = linear_forward(x, w, b), given gy = dL/dy [..., out].
+def linear_input_gradient(w, gy):
+    """dL/dx [..., in] of y = linear_forward(x, w, b), given w [out, in] and gy = dL/dy
+    [..., out]. gy may have any number of leading axes."""
+    # BEGIN SOLUTION A1a: linear_input_gradient
+    return gy @ w
+    # END SOLUTION
 
-    Returns (dL/dx [..., in], dL/dw [out, in], dL/db [out]). x may have any number of
-    leading axes; every leading position contributes to dL/dw and dL/db.
-    """
-    # BEGIN SOLUTION 1a-1b: linear_backward
+
+def linear_parameter_gradients(x, gy):
+    """(dL/dw [out, in], dL/db [out]) of y = linear_forward(x, w, b), given x [..., in] and
+    gy = dL/dy [..., out]. Every leading position of x (a batch, or a batch of sequences) is
+    one row, and every row contributes."""
+    # BEGIN SOLUTION A1b: linear_parameter_gradients
     rows_gy = gy.reshape(-1, gy.shape[-1])                      # [M, out]
     rows_x = x.reshape(-1, x.shape[-1])                         # [M, in]
-    return gy @ w, rows_gy.T @ rows_x, rows_gy.sum(axis=0)
+    return rows_gy.T @ rows_x, rows_gy.sum(axis=0)
     # END SOLUTION
+
+
+def linear_backward(x, w, gy):
+    """(dL/dx, dL/dw, dL/db): the two parts above together. (Given.)"""
+    return (linear_input_gradient(w, gy), *linear_parameter_gradients(x, gy))
 
 
 def softmax_forward(x, axis=-1):
@@ -36,6 +47,6 @@ def softmax_backward(y, gy, axis=-1):
 
     Do not build the Jacobian: its size is the square of the axis' length.
     """
-    # BEGIN SOLUTION 1c: softmax_backward
+    # BEGIN SOLUTION A1c: softmax_backward
     return y * (gy - (gy * y).sum(axis=axis, keepdims=True))
     # END SOLUTION

@@ -23,6 +23,7 @@ keep it in the picture), and ``"faded"`` washes the whole picture out towards gr
 third of the contrast: the colours are still there, but dull).
 """
 import math
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -198,6 +199,21 @@ class SyntheticShapes:
         the training split never draws), ``int64 [H]``."""
         return np.array([self.classnames.index(f"{c} {s}") for c, s in held_out
                          if c in self.colours and s in self.shapes], dtype=np.int64)
+
+    def save_class_folders(self, root):
+        """Write every picture as a PNG into one sub-folder per class (``red_circle/0.png``,
+        all 30 folders even if some class drew no picture), the layout ``python -m
+        miniclip.evaluation classify`` reads, and the prompt templates, one per line, as
+        ``templates.txt`` beside them (its ``--templates``); returns ``root``."""
+        root = Path(root)
+        for name in self.classnames:
+            (root / name.replace(" ", "_")).mkdir(parents=True, exist_ok=True)
+        for index in range(len(self)):
+            image, _ = self[index]
+            image.save(root / self.classnames[self.label(index)].replace(" ", "_")
+                       / f"{index}.png")
+        (root / "templates.txt").write_text("\n".join(self.templates) + "\n", encoding="utf-8")
+        return root
 
     def _sample(self, index):
         """Draw item ``index``'s attributes and caption; return them with the generator,

@@ -2,53 +2,51 @@
 
 An assignment is a folder (the course's are in the repository's ``assignments/``)::
 
-    rubric.json        the title, the submitted file's name, the library ops switched off
-                       while grading, and the parts: points, time limit, check function
+    rubric.json        the title, the submitted file's name, what the grading edition of
+                       miniclip leaves out (``"absent"``), and the parts: points, time
+                       limit, check function
     handout.md         the handout: what to write, and written questions
     test_<name>.py     public tests, handed out (``pytest`` runs them, e.g. GitHub Classroom)
     solution.py        the reference solution; its solution regions (``solutions.py``) cut
                        to stubs give the starter file, so the two never drift apart
-    hidden_tests.py    one check function per part, ``check(submission, check)``
+    hidden_tests.py    one check function per part, ``check(submission, check)``, and
+                       ``GIVEN``, its references of the functions parts are given
 
-Only the first three (and the starter) are handed out: ``write_handout``.
+Only the first three (and the starter) are handed out: ``write_handout``. The Gradescope
+zip (``autograder``) holds the hidden tests but no solution.
 
-**Each part runs in a worker process of its own** (forked where the platform can, so
-NumPy and miniclip are already imported), under the part's time limit. A submission that
-raises, loops forever or exits the interpreter then costs that part only, and the report
-says which happened. The worker imports the submission afresh, so code that runs at import
-is isolated as well.
+**Each part runs in a fresh process that only the submission's code can answer**
+(``sandbox``, ``worker``): ``sys.executable`` started in a folder holding the *grading
+edition* of miniclip and the submitted file. In that edition the functions the rubric lists
+under ``"absent"`` (``"module:pattern"``: the assignment's ops, and for the backward
+passes every ``backward`` of the library and its autograd engine) are cut, as are the
+finite differences; they are absent, not switched off, so no reload or import trick
+brings them back. The process never holds a hidden test, a reference, an expected value
+or a score: the hidden tests run here and call the submission's functions over a pipe.
+A submission that raises, loops past the part's time limit or exits costs that part only,
+and the report says which happened.
 
-**The library's answers are switched off.** Before the submission is imported, the worker
-replaces every op the rubric lists under ``"disable"`` (``"module:attribute.path"``) with a
-stub that raises ``LibraryDisabled``: a submission that calls miniclip's own layer norm, or
-runs miniclip's autograd to get its gradients, scores nothing on that part. The checks
-compare against finite differences of forward passes, or reference code, that the hidden
-tests own, never against miniclip's backward passes.
+**The hidden tests tell a derivation from a measurement.** Gradients are compared to
+float64 precision with exact complex-step derivatives (``exact``), which finite
+differences cannot reach, and on inputs large enough that measuring every element runs
+far past the time limit.
 
 **One mistake costs one part.** A part may list under ``"given"`` functions of earlier
-parts that it builds on; the worker replaces the submission's versions with the reference
-solution's for that part, so a wrong ``col2im`` fails the col2im part and not every part
-that uses it.
+parts that it builds on; the submission's versions are replaced by calls back to the
+hidden tests' ``GIVEN`` references, so a wrong ``col2im`` fails the col2im part and not
+every part that uses it.
 """
 import dataclasses
-import importlib
 import importlib.util
-import io
 import json
-import multiprocessing
 import pathlib
-import sys
-import traceback
 
+from . import sandbox
 from .checks import Check, ExerciseError
 from .solutions import student_code
 
 #: What the starter file's stubs say: the part to write.
 STARTER_STUB = "{label}: not written yet"
-
-
-class LibraryDisabled(RuntimeError):
-    """The submission called a library op that the assignment asks it to write."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +66,7 @@ class Assignment:
     name: str
     title: str
     submission: str              # the file students hand in, e.g. "layer_norm.py"
-    disable: tuple
+    absent: tuple                # what the grading edition of miniclip cuts
     parts: tuple
 
     @property
@@ -84,20 +82,24 @@ def load(folder):
                        time_limit_s=p["time_limit_s"], given=tuple(p.get("given", ())))
                   for p in rubric["parts"])
     return Assignment(folder=folder, name=folder.name, title=rubric["title"],
-                      submission=rubric["submission"], disable=tuple(rubric["disable"]),
+                      submission=rubric["submission"], absent=tuple(rubric["absent"]),
                       parts=parts)
 
 
 def find(name_or_path, search=("assignments",)):
     """An assignment folder given as a path, or as a name looked up in the ``search`` folders
-    (the current directory's ``assignments/`` by default)."""
+    (the current directory's ``assignments/`` and the one beside the installed package, by
+    default)."""
     path = pathlib.Path(name_or_path)
-    candidates = [path] + [pathlib.Path(folder) / name_or_path for folder in search]
+    beside_package = pathlib.Path(__file__).resolve().parents[2] / "assignments"
+    candidates = [path] + [pathlib.Path(folder) / name_or_path
+                           for folder in (*search, beside_package)]
     for candidate in candidates:
         if (candidate / "rubric.json").is_file():
             return load(candidate)
-    raise FileNotFoundError(f"no assignment {name_or_path!r}: looked for rubric.json in "
-                            + ", ".join(str(c) for c in candidates))
+    raise FileNotFoundError(f"no assignment {name_or_path!r}: no rubric.json in "
+                            + ", ".join(str(c) for c in dict.fromkeys(candidates))
+                            + "; give the path of the assignment's folder")
 
 
 def starter_code(assignment):
@@ -123,8 +125,9 @@ def write_handout(assignment, out_dir):
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-    """How one part went: ``status`` is one of passed, failed, not done, error, disabled,
-    timeout, exited; ``feedback`` says what was checked and what went wrong."""
+    """How one part went: ``status`` is one of passed, failed, not done, error, library
+    (the submission called an op the grading edition leaves out), timeout, exited;
+    ``feedback`` says what was checked and what went wrong."""
     part: Part
     status: str
     feedback: str
@@ -135,109 +138,43 @@ class Result:
 
 
 def grade(assignment, submission, time_limit_s=None):
-    """Grade the file ``submission``: a ``Result`` per part, each part run in its own worker
+    """Grade the file ``submission``: a ``Result`` per part, each part run in a fresh process
     under its time limit (``time_limit_s``, if given, replaces every part's)."""
     submission = pathlib.Path(submission).resolve()
     if not submission.is_file():
         return [Result(part, "error", f"no file {submission.name} was found (submit "
                                       f"{assignment.submission})")
                 for part in assignment.parts]
-    return [_run_in_worker(assignment, submission, part,
-                           part.time_limit_s if time_limit_s is None else time_limit_s)
-            for part in assignment.parts]
+    sandbox.protect_this_process()
+    hidden = _import_file(assignment.folder / "hidden_tests.py")
+    with sandbox.Sandbox(submission, assignment.absent) as box:
+        return [_grade_part(box, hidden, part,
+                            part.time_limit_s if time_limit_s is None else time_limit_s)
+                for part in assignment.parts]
 
 
-def _context():
-    """Fork where the platform has it (a worker starts in milliseconds), else spawn."""
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    return multiprocessing.get_context(method)
-
-
-def _run_in_worker(assignment, submission, part, time_limit_s):
-    context = _context()
-    receive, send = context.Pipe(duplex=False)
-    worker = context.Process(target=_grade_part, args=(assignment, submission, part, send),
-                             daemon=True)
-    worker.start()
-    send.close()
-    finished = receive.poll(time_limit_s)          # True too when the worker ended early
+def _grade_part(box, hidden, part, time_limit_s):
+    check = Check()
+    given = {name: hidden.GIVEN[name] for name in part.given}
     try:
-        outcome = receive.recv() if finished else None
-    except EOFError:                               # it ended without sending its outcome
-        outcome = None
-    worker.join(1.0 if finished else 0.0)
-    if worker.is_alive():
-        worker.kill()
-        worker.join()
-    receive.close()
-    if outcome is not None:
-        return Result(part, *outcome)
-    if not finished:
-        return Result(part, "timeout", f"did not finish within {time_limit_s:g} s (an "
-                                       "endless loop, or far too slow for these small inputs)")
-    return Result(part, "exited", f"the process ended (exit code {worker.exitcode}) before "
-                                  "the checks finished: does your code call exit() or os._exit()?")
-
-
-def _grade_part(assignment, submission, part, send):
-    """The worker: import the submission with the library's answers switched off, run the
-    part's check, and send back ``(status, feedback)``."""
-    sys.stdout = sys.stderr = io.StringIO()         # the submission's prints stay out of the report
-    try:
-        hidden = _import_file(assignment.folder / "hidden_tests.py", "hidden_tests")
-        reference = _import_file(assignment.folder / "solution.py", "reference_solution")
-        for target in assignment.disable:
-            _disable(target, assignment.name)
-        module = _import_file(submission, pathlib.Path(assignment.submission).stem)
-        for name in part.given:
-            setattr(module, name, getattr(reference, name))
-        check = Check()
-        getattr(hidden, part.check)(module, check)
-        outcome = ("passed", f"passed ({check.count} check{'s' * (check.count != 1)})")
-    except NotImplementedError as error:
-        outcome = ("not done", f"not attempted: the code still raises NotImplementedError "
-                               f"({error})")
+        sandbox.run_part(box, lambda submission: getattr(hidden, part.check)(submission, check),
+                         time_limit_s, given)
+    except sandbox.PartEnded as ended:
+        return Result(part, ended.status, ended.feedback)
+    except TimeoutError:
+        return Result(part, "timeout", f"did not finish within {time_limit_s:g} s (an endless "
+                                       "loop, or far too slow: the graded inputs include large "
+                                       "ones)")
     except ExerciseError as error:
-        outcome = ("failed", str(error))
-    except LibraryDisabled as error:
-        outcome = ("disabled", f"{error}{_where(error, submission)}")
-    except SystemExit as error:
-        outcome = ("exited", f"your code called exit({error.code}){_where(error, submission)}")
-    except BaseException as error:                  # anything else the submission raises
-        outcome = ("error", f"your code raised {type(error).__name__}: {error}"
-                            f"{_where(error, submission)}")
-    send.send(outcome)
-    send.close()
+        return Result(part, "failed", str(error))
+    return Result(part, "passed", f"passed ({check.count} check{'s' * (check.count != 1)})")
 
 
-def _import_file(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
+def _import_file(path):
+    spec = importlib.util.spec_from_file_location(f"hidden_tests_{path.parent.name}", path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def _disable(target, assignment_name):
-    """Replace ``module:attribute.path`` by a stub that raises ``LibraryDisabled``."""
-    module_name, _, path = target.partition(":")
-    owner = importlib.import_module(module_name)
-    *owners, attribute = path.split(".")
-    for name in owners:
-        owner = getattr(owner, name)
-    getattr(owner, attribute)                       # a stale rubric fails here, not silently
-
-    def disabled(*args, **kwargs):
-        raise LibraryDisabled(f"miniclip's {module_name}.{path} is switched off while grading "
-                              f"assignment {assignment_name}: this part must be your own code")
-    setattr(owner, attribute, disabled)
-
-
-def _where(error, submission):
-    """' (line N of FILE)': the deepest line of the submission in the error's traceback."""
-    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
-             if pathlib.Path(frame.filename).resolve() == submission]
-    return f" (line {lines[-1]} of {submission.name})" if lines else ""
 
 
 def report(assignment, results):

@@ -6,14 +6,22 @@ in ``/autograder/submission`` and must leave ``/autograder/results/results.json`
 runs ``python -m miniclip.grade`` on the submitted file with ``--gradescope``, so the
 per-part scores and feedback are exactly those the command prints.
 
-The zip carries its own copy of miniclip (the full one: the autograder is never shown to
-students), the assignment's folder including its hidden tests, and the runtime
-requirements. ``run_autograder`` reads ``AUTOGRADER_ROOT`` (default ``/autograder``) and
+The zip carries the student edition of miniclip (the grader needs none of the library's
+answers), the assignment's rubric and hidden tests (no solution: the parts that build on
+earlier ones are given the hidden tests' references) and the runtime requirements.
+``run_autograder`` makes the source readable by root alone; the grader, run as root
+there, runs each part as the user ``nobody`` in a chroot of its own folder (``worker``). ``run_autograder`` reads ``AUTOGRADER_ROOT`` (default ``/autograder``) and
 ``PYTHON`` (default ``python3``), so the same script runs locally against a temporary
 folder (``tests/test_grade.py`` does).
 """
 import pathlib
+import tempfile
 import zipfile
+
+from .solutions import export_student_edition
+
+#: The files of an assignment's folder that the autograder needs (not its solution).
+AUTOGRADER_FILES = ("rubric.json", "hidden_tests.py")
 
 SETUP_SH = """\
 #!/usr/bin/env bash
@@ -28,6 +36,7 @@ RUN_AUTOGRADER = """\
 # Gradescope runs this for every submission: grade it, and write results/results.json.
 root="${{AUTOGRADER_ROOT:-/autograder}}"
 export PYTHONPATH="$root/source${{PYTHONPATH:+:$PYTHONPATH}}"
+chmod -R go-rwx "$root/source"      # the hidden tests: for the grader's eyes only
 mkdir -p "$root/results"
 exec "${{PYTHON:-python3}}" -m miniclip.grade "$root/source/assignment/{name}" \\
     "$root/submission/{submission}" --gradescope "$root/results/results.json"
@@ -52,9 +61,12 @@ def build_zip(assignment, out_zip):
             info.external_attr = 0o755 << 16        # executable, as Gradescope runs them
             archive.writestr(info, text)
         archive.write(requirements, "requirements.txt")
-        for root, prefix in ((package, "miniclip"),
-                             (assignment.folder, f"assignment/{assignment.name}")):
-            for path in sorted(root.rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts:
-                    archive.write(path, f"{prefix}/{path.relative_to(root).as_posix()}")
+        for name in AUTOGRADER_FILES:
+            archive.write(assignment.folder / name, f"assignment/{assignment.name}/{name}")
+        with tempfile.TemporaryDirectory() as student:
+            export_student_edition(student)
+            edition = pathlib.Path(student) / "miniclip"
+            for path in sorted(edition.rglob("*")):
+                if path.is_file():
+                    archive.write(path, f"miniclip/{path.relative_to(edition).as_posix()}")
     return out_zip

@@ -80,20 +80,57 @@ class Check:
         error = np.where(np.isnan(error), np.inf, error)       # inf vs a number, or vice versa
         tolerance = atol + rtol * np.where(np.isinf(expected), 0.0, np.abs(expected))
         wrong = error > tolerance
-        if wrong.any():
-            worst = _index(np.argmax(np.where(wrong, error, -1.0)), got.shape)
-            where = f" at index {worst}" if worst else ""
-            raise ExerciseError(
-                f"{part}: {int(wrong.sum())} of {got.size} elements differ; the worst{where}: "
-                f"expected {expected[worst]:.6g}, got {got[worst]:.6g} "
-                f"(|difference| {error[worst]:.3g}, allowed {tolerance[worst]:.2g})")
+        if not wrong.any():
+            return
+        hint = _hint(got, expected, error, tolerance)
+        if got.size == 1:                       # a number: the value itself is the answer
+            scale = abs(float(expected.flat[0])) or 1.0
+            raise ExerciseError(f"{part}: got {got.flat[0]:.6g}, off by "
+                                f"{float(error.flat[0]) / scale:.2g} relative to the "
+                                f"expected value (allowed {float(tolerance.flat[0]) / scale:.2g})"
+                                f"{hint}")
+        worst = _index(np.argmax(np.where(wrong, error, -1.0)), got.shape)
+        where = f" at index {worst}" if worst else ""
+        raise ExerciseError(
+            f"{part}: {int(wrong.sum())} of {got.size} elements differ; the worst{where}: "
+            f"expected {expected[worst]:.6g}, got {got[worst]:.6g} "
+            f"(|difference| {error[worst]:.3g}, allowed {tolerance[worst]:.2g}){hint}")
+
+    def gradient(self, part, got, expected):
+        """``close`` to float64 precision (1e-10 of the largest element): what a derived
+        gradient reaches and finite differences do not (``exact``)."""
+        scale = float(np.abs(_host(expected)).max(initial=0.0)) or 1.0
+        self.close(part, got, expected, atol=1e-10 * scale, rtol=1e-10)
+
+    def directional(self, part, got, expected_slope, directions):
+        """``sum_k <got_k, directions_k>`` equals ``expected_slope`` to float64 precision:
+        a check of gradients too large to compare element by element."""
+        self.count += 1
+        slope = 0.0
+        for gradient, direction in zip(got, directions):
+            if gradient is None:
+                raise ExerciseError(f"{part}: got None (did the function forget to return?)")
+            gradient = _host(gradient).astype(np.float64)
+            if gradient.shape != direction.shape:
+                raise ExerciseError(f"{part}: expected shape {direction.shape}, got "
+                                    f"{gradient.shape}")
+            slope += float((gradient * direction).sum())
+        if not abs(slope - expected_slope) <= 1e-9 * (abs(expected_slope) + 1.0):
+            ratio = slope / expected_slope if expected_slope else float("nan")
+            raise ExerciseError(f"{part}: along a random direction the gradient gives a slope "
+                                f"{ratio:.6g} times the true one (it must be 1 to float64 "
+                                "precision)")
 
     def equal(self, part, got, expected):
         """``got == expected`` for numbers, strings, tuples, lists and dicts; for sequences
         the first position that differs is named, for dicts the first key."""
         self.count += 1
-        if got == expected:
+        if got == expected and type(got) is type(expected):
             return
+        if got == expected or (isinstance(got, (list, tuple)) and isinstance(expected, (
+                list, tuple)) and list(got) == list(expected)):
+            raise ExerciseError(f"{part}: expected a {type(expected).__name__}, got a "
+                                f"{type(got).__name__} (with the right contents)")
         if isinstance(expected, dict) and isinstance(got, dict):
             for key in sorted(set(expected) | set(got), key=repr):
                 if key not in got:
@@ -128,16 +165,42 @@ def exercise(name):
     try:
         yield check
     except NotImplementedError as error:
+        if "left out of the student edition" in str(error):      # the library's, not yours
+            raise ExerciseError(
+                f"exercise {name}: this check uses miniclip's {str(error).split(': left')[0]}, "
+                "which this student distribution leaves out until that assignment is due "
+                "(the instructor's export-student --release puts it back)") from None
         raise ExerciseNotDone(
             f"exercise {name}: not done yet: the code still raises NotImplementedError"
-            f"({error}). Replace the `raise NotImplementedError` line with your code, run "
-            "that cell, then this one.") from None
+            f" ({error}). Replace the `raise NotImplementedError` line with your code (in a "
+            "notebook, run that cell again, then this one).") from None
     except ExerciseError as error:
         raise ExerciseError(f"exercise {name}: {error}") from None
     except Exception as error:
         raise ExerciseError(f"exercise {name}: your code raised {type(error).__name__}: "
                             f"{error}") from error
     print(f"exercise {name}: passed ({check.count} check{'s' * (check.count != 1)})")
+
+
+def _hint(got, expected, error, tolerance):
+    """What the mistake looks like, when it is a common one: a constant factor, a transpose
+    of a square matrix, or the right values to finite-difference precision only."""
+    finite = np.isfinite(expected) & np.isfinite(got)
+    e, g = expected[finite], got[finite]
+    if e.size > 1 and (e * e).sum() > 0:
+        factor = float((g * e).sum() / (e * e).sum())
+        if (abs(factor - 1) > 1e-3 and abs(factor) > 1e-3
+                and np.abs(g - factor * e).max() <= 1e-6 * np.abs(e).max()):
+            return f" (got = {factor:.4g} × expected everywhere: a constant factor is off)"
+    if (got.ndim >= 2 and got.shape[-1] == got.shape[-2] > 1
+            and np.allclose(np.swapaxes(got, -1, -2), expected, rtol=1e-5, atol=1e-6)):
+        return " (got is the transpose of what is expected: are two axes swapped?)"
+    scale = np.abs(expected[np.isfinite(expected)]).max(initial=0.0) or 1.0
+    tight = tolerance[np.isfinite(tolerance)].max(initial=0.0) < 1e-8 * scale
+    if tight and np.isfinite(error).all() and error.max() <= 1e-5 * scale:
+        return (" (right to about 6 digits only: is this measured by finite differences? "
+                "It must be derived)")
+    return ""
 
 
 def numerical_gradient(f, x, eps=1e-6):

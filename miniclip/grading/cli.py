@@ -3,13 +3,16 @@
     python -m miniclip.grade ASSIGNMENT SUBMISSION.py [--time-limit S] [--gradescope RESULTS.json]
     python -m miniclip.grade handout ASSIGNMENT OUT_DIR       the handout, starter, public tests
     python -m miniclip.grade autograder ASSIGNMENT OUT.zip    a Gradescope autograder
-    python -m miniclip.grade export-student OUT_DIR           miniclip without the answers
+    python -m miniclip.grade export-student OUT_DIR [--release ASSIGNMENT ...]
+                                                              the student distribution
 
-ASSIGNMENT is an assignment folder, or a name in ``./assignments/`` (run from the
-repository's root). Grading prints a line per part (score and feedback) and the total;
+ASSIGNMENT is an assignment folder, or a name in ``./assignments/`` or in the
+``assignments/`` beside the installed package (so it works from any directory of a
+clone). Grading prints a line per part (score and feedback) and the total;
 ``--gradescope`` also writes the results in Gradescope's ``results.json`` format. The exit
-status is 0 whenever the submission was graded, whatever its score; errors and warnings
-follow every program's policy (``miniclip/system/program.py``).
+status is 0 whenever the submission was graded, whatever its score; an assignment or a file
+that is not there ends with one line and exit code 2, as every error of the programs'
+policy (``miniclip/system/program.py``).
 """
 import argparse
 import json
@@ -19,7 +22,7 @@ import sys
 from ..system.program import run_program
 from . import assignment as assignments
 from .autograder import build_zip
-from .solutions import export_student_edition
+from .distribution import export_student_distribution
 
 PROG = "python -m miniclip.grade"
 COMMANDS = ("handout", "autograder", "export-student")
@@ -29,7 +32,8 @@ def main(argv=None):
     """Run the command line ``argv``; returns the exit code (``miniclip/system/program.py``:
     2 for a problem the message says how to fix, 1 for another failure, 130 on Ctrl-C)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    return run_program(PROG, lambda: _run(argv), debug="--debug" in argv)
+    return run_program(PROG, lambda: _run(argv), debug="--debug" in argv,
+                       input_errors=(FileExistsError,))
 
 
 def _run(argv):
@@ -46,6 +50,9 @@ def _run(argv):
                         help="also write the results there in Gradescope's format")
     args = parser.parse_args(argv)
     assignment = assignments.find(args.assignment)
+    if not pathlib.Path(args.submission).is_file():
+        raise FileNotFoundError(f"no file {args.submission}: give the path of your "
+                                f"{assignment.submission}")
     results = assignments.grade(assignment, args.submission, args.time_limit)
     print(assignments.report(assignment, results))
     if args.gradescope:
@@ -61,9 +68,11 @@ def _command(argv):
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     if command == "export-student":
         parser.add_argument("out_dir")
+        parser.add_argument("--release", nargs="+", default=[], metavar="ASSIGNMENT",
+                            help="assignments already due: the package keeps their answers")
         args = parser.parse_args(rest)
-        for path in export_student_edition(args.out_dir):
-            print(f"cut the solutions out of {path}")
+        out = export_student_distribution(args.out_dir, args.release)
+        print(f"wrote the student distribution to {out}")
         return 0
     parser.add_argument("assignment")
     parser.add_argument("out", help="a folder (handout) or a .zip file (autograder)")

@@ -13,6 +13,8 @@
 * ``progress.py`` the progress bar or lines, and Ctrl-C stopping after a step
 * ``resume.py``   the run folder's checks: never replaced by accident, resumed only alike
 * ``report.py``   the end of a run: evaluation plots and the printed report
+* ``locking.py``  locking a tower (LiT): no gradients, no graph, batch norms in eval mode
+* ``finetune.py`` starting from weights: a trainable model, its tokenizer, gentler defaults
 * ``cli.py``      the command line (``miniclip/train.py`` is its entry point)
 
 (Nothing is imported here, so that ``miniclip.training.loss`` can be imported without the

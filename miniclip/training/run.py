@@ -7,6 +7,7 @@ writes ``metrics.json`` and prints the report (``report.py``). As one rank of a
 data-parallel run (``world``) every rank trains and only rank 0 evaluates, writes and
 reports.
 """
+import dataclasses
 import functools
 import json
 import os
@@ -23,6 +24,7 @@ from ..data import (
     SyntheticShapes,
     stack_fields,
 )
+from ..data.preprocess import transform
 from ..evaluation.shapes import ShapesBenchmark
 from ..models import create_model, trim_padding
 from ..optim import GradScaler, WarmupCosine
@@ -30,6 +32,8 @@ from ..system.files import atomic_write
 from ..system.program import UsageError
 from . import plots
 from .config import CHECKPOINT, CURVES_PLOT, METRICS
+from .finetune import check_model_options, load_trainable, training_tokenizer
+from .locking import TOWERS, lock_tower, tower_parameters
 from .progress import Interrupted, Progress, StopRequest
 from .recipe import paper_optimizer
 from .report import evaluate_and_plot, print_report, seen_unseen, temperature
@@ -52,13 +56,14 @@ def train(config, world=None):
     if writer:
         check_run_folder(config)
     nn.manual_seed(config.seed)
-    model = create_model(name).to(config.device).train()
+    model, name, tokenize, adaptation = initial_model(config)
     print(f"{name}: {model.num_parameters():,} parameters, on {config.device}"
           + (", mixed precision" if config.amp else "") + f"; run folder {config.out}")
     if config.amp and model.logit_scale.device.name == "cpu":
         print("note: --amp is for GPUs. NumPy has no fast float16 matrix product, so on the CPU "
               "mixed precision is about 100x slower than float32.")
-    collate = CLIPCollate.for_model(model.input_resolution, model.context_length)
+    collate = (CLIPCollate(transform(model.input_resolution), tokenize) if tokenize else
+               CLIPCollate.for_model(model.input_resolution, model.context_length))
     loader, benchmark = training_data(config, model.input_resolution, collate)
     step_options = {}  # train_step's loss and gradient reduction, where not the defaults
     if world is not None:  # each rank: rank 0's weights, its rows of each batch, the same step
@@ -76,7 +81,11 @@ def train(config, world=None):
     optimizer = paper_optimizer(model if sigmoid is None else nn.ModuleList([model, sigmoid]),
                                 config.lr, model.vision_kind, weight_decay=config.weight_decay)
     scaler = GradScaler(enabled=config.amp)
-    settings = run_settings(config, 1 if world is None else world.size)
+    if config.init_from:  # the fine-tuning settings the run folder records
+        adaptation["adam"] = {"betas": list(optimizer.param_groups[0]["betas"]),
+                              "eps": optimizer.param_groups[0]["eps"]}
+    settings = run_settings(dataclasses.replace(config, model=name),
+                            1 if world is None else world.size, adaptation)
 
     if config.resume:
         config, start, history = resume(config, model, optimizer, scaler, settings)
@@ -136,9 +145,8 @@ def train(config, world=None):
     if not writer:
         return {"model": name, "steps": config.steps}
 
-    metrics = {"model": name, "loss": config.loss,
-               "steps": config.steps, "steps_this_session": config.steps - start,
-               "batch_size": config.batch_size, "seed": config.seed,
+    metrics = {**settings, "steps": config.steps, "steps_this_session": config.steps - start,
+               "warmup": config.warmup,
                "train_seconds": history["seconds"], "checkpoint": checkpoint,
                "temperature": temperature(model)}
     if sigmoid is not None:
@@ -157,6 +165,36 @@ def train(config, world=None):
         file.write(json.dumps(metrics, indent=1).encode())
     print_report(metrics, config.out, time.perf_counter() - began)
     return metrics
+
+
+def initial_model(config):
+    """``(model, name, tokenize, adaptation)``: the model to train, in training mode on its
+    device, with its towers locked as ``config`` asks; the name of its configuration; the
+    tokenizer its weights need (None: miniclip's, which ``CLIPCollate.for_model`` uses);
+    and how the run began, which a resumed run must share (``resume.ADAPTATION``: the
+    ``--init-from`` source and its SHA-256, the locked towers, the training pictures' shift;
+    each only when the run has it, so a run from scratch records what it always did)."""
+    locked = [tower for tower in TOWERS if getattr(config, f"lock_{tower}")]
+    adaptation = {"locked": locked} if locked else {}
+    if config.train_shift:
+        adaptation["train_shift"] = config.train_shift
+    name, tokenize = config.model, None
+    if config.init_from:
+        initial = load_trainable(config.init_from)
+        check_model_options(initial, config.model, config.tower)
+        tokenize, vocabulary = training_tokenizer(initial, config.tokenizer)
+        model, name = initial.model.to(config.device), initial.name
+        adaptation.update(init_from=initial.source, init_from_sha256=initial.sha256)
+        print(f"starting from {initial.path} (SHA-256 {initial.sha256[:12]}...); "
+              f"tokenizer: {vocabulary}")
+    else:
+        model = create_model(config.model).to(config.device).train()
+    for tower in locked:
+        locked = lock_tower(model, tower)
+        weights = sum(p.size for _, p in tower_parameters(model, tower))
+        print(f"locked the {tower} tower ({len(locked)} tensors, {weights:,} weights): it gets "
+              "no gradients and no updates")
+    return model, name, tokenize, adaptation
 
 
 def training_data(config, image_size, collate):
@@ -185,7 +223,7 @@ def training_data(config, image_size, collate):
                          f"{config.batch_size}; raise it or lower --batch-size")
     images, tokens = ArrayDataset.prepare(
         SyntheticShapes(config.train_size, image_size, split="train", seed=config.seed,
-                        captions="varied"), collate).arrays
+                        captions="varied", shift=config.train_shift), collate).arrays
     train_set = ArrayDataset(images, trim_padding(tokens))
     loader = DataLoader(train_set, config.batch_size, shuffle=True, seed=config.seed,
                         drop_last=True, collate=stack_fields)

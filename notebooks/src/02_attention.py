@@ -60,14 +60,15 @@ print(limit_blas_threads())  # one BLAS thread per free core: fast on a busy mac
 
 # %%
 def attention(q, k, v, mask=None):
-    """One head: returns (weights [L_q, L_k], out [L_q, d_h]) for q [L_q, d_h], k and v
-    [L_k, d_h]: weights = softmax(q kᵀ / sqrt(d_h) + mask) along rows, out = weights v."""
+    """One head: returns (out [L_q, d_h], weights [L_q, L_k]) for q [L_q, d_h], k and v
+    [L_k, d_h]: weights = softmax(q kᵀ / sqrt(d_h) + mask) along rows, out = weights v.
+    (The order of miniclip's nn.scaled_dot_product_attention and of assignment A4.)"""
     # BEGIN SOLUTION 2a: one attention head
     scores = q @ k.T / np.sqrt(q.shape[-1])
     if mask is not None:
         scores = scores + Tensor(mask)
     weights = F.softmax(scores, dim=-1)
-    return weights, weights @ v
+    return weights @ v, weights
     # END SOLUTION
 
 
@@ -84,10 +85,10 @@ hide_first_key = np.zeros((L, L))
 hide_first_key[:, 0] = -np.inf
 
 with exercise("2a: one attention head") as check:
-    weights, out = attention(q, k, v)
+    out, weights = attention(q, k, v)
     check.close("row sums of the weights", weights.numpy().sum(axis=1), np.ones(L))
     check.close("output", out, nn.scaled_dot_product_attention(q, k, v))
-    masked_weights, masked_out = attention(q, k, v, hide_first_key)
+    masked_out, masked_weights = attention(q, k, v, hide_first_key)
     check.close("weights on the masked key", masked_weights.numpy()[:, 0], np.zeros(L))
     check.close("output with the mask", masked_out,
                 nn.scaled_dot_product_attention(q, k, v, attn_mask=hide_first_key))

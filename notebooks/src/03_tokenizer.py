@@ -119,7 +119,8 @@ print(f"{len(word_counts)} distinct words, {sum(word_counts.values())} in all")
 # ### Exercise 3a: counting pairs
 #
 # Complete `pair_counts`: count the neighbouring pairs of every word, each weighted by the
-# word's count. (A `Counter` is a dict that starts every key at 0.)
+# word's count, and return a `Counter` (a dict that starts every key at 0; the cells below
+# call its `most_common`).
 
 # %%
 def pair_counts(words):
@@ -139,6 +140,8 @@ with exercise("3a: pair counts") as check:
     check.equal("pairs of the toy corpus", dict(pair_counts(toy)),
                 {("l", "o"): 7, ("o", "w</w>"): 5, ("o", "w"): 2, ("w", "e"): 2, ("e", "r</w>"): 2})
     check.equal("a one-symbol word", dict(pair_counts({("a</w>",): 3})), {})
+    check.true("the type", isinstance(pair_counts(toy), Counter),
+               f"returned a {type(pair_counts(toy)).__name__}: return a Counter")
 
 # %% [markdown]
 # ### Exercise 3b: one merge

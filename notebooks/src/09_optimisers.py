@@ -161,7 +161,11 @@ with exercise("9a: the AdamW update") as check:
         g = rng.standard_normal(start.shape) * 10.0 ** rng.integers(-3, 3)
         reference.grad = g.copy()
         optimizer.step()
-        w, m, v = adamw_step(w, g, m, v, t, **settings)
+        given = (w, g, m, v)
+        saved = [a.copy() for a in given]
+        w, m, v = adamw_step(*given, t, **settings)
+        check.true(f"step {t}", all(map(np.array_equal, given, saved)),
+                   "changed the arrays it was given: return new ones instead")
         check.close(f"weights after step {t}", w, reference.numpy(), atol=1e-9)
 
 # %% [markdown]

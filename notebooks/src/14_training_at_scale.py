@@ -216,6 +216,16 @@ with exercise("14a: the all-gather's backward") as check:
             grads.append(x.grad)
         return grads
 
+    def grad_y_is_kept(world):
+        gate = Gather(world)
+        gate.b = 2
+        grad_y = np.full((6, 4), world.rank + 1.0)
+        gate.backward(grad_y)
+        return bool((grad_y == world.rank + 1.0).all())
+
+    check.true("grad_y", all(simulate(3, grad_y_is_kept)),
+               "backward changed grad_y in place: all-reduce a copy (grad_y may be shared "
+               "with other parts of the graph)")
     yours, reference = (np.concatenate(g) for g in zip(*simulate(3, rank_gradients)))
     check.close("gradients, all ranks, against miniclip's all_gather", yours, reference)
     # d(sum_s L_s)/dx: every rank's loss reaches every row of x
@@ -226,8 +236,9 @@ with exercise("14a: the all-gather's backward") as check:
 # ### Exercise 14b: the local loss
 #
 # Write `my_local_loss(world, image_features, text_features, logit_scale)` for unit
-# features $[b, E]$ and the 0-d tensor $t$: gather both with your `gather`, build this
-# rank's two $[b, N]$ blocks of logits $s\, I_r T^\top$ and $s\, T_r I^\top$, and return the
+# features $[b, E]$ and the 0-d tensor `logit_scale` $= t$, the logarithm of the scale
+# (the logits are multiplied by $s = e^t$, as in the model's `logit_scale`): gather both
+# with your `gather`, build this rank's two $[b, N]$ blocks of logits $s\, I_r T^\top$ and $s\, T_r I^\top$, and return the
 # mean of their cross-entropies (`F.cross_entropy(logits, labels)`, labels a `Tensor` of
 # ints), halved as in the formula of section 3.
 
@@ -266,7 +277,13 @@ with exercise("14b: the local loss") as check:
 
     ranks = simulate(3, rank_results)
     single = clip_loss(Tensor(np.exp(2.0) * images_all @ texts_all.T)).item()
-    check.close("mean of the local losses", np.mean([r[0][0] for r in ranks]), single)
+    mean = np.mean([r[0][0] for r in ranks])
+    scaled_by_t = clip_loss(Tensor(2.0 * images_all @ texts_all.T)).item()
+    check.true("the scale", not np.isclose(mean, scaled_by_t),
+               "the losses are those of logits scaled by t = 2 itself: scale by e^t")
+    check.true("the halving", not np.isclose(mean, 2 * single),
+               "the losses are twice the loss: halve the sum of the two cross-entropies")
+    check.close("mean of the local losses", mean, single)
     for rank, (yours, reference) in enumerate(ranks):
         check.close(f"rank {rank}: loss", yours[0], reference[0])
         check.close(f"rank {rank}: gradient of the image features", yours[1], reference[1])
