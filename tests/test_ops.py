@@ -234,6 +234,7 @@ CASES = [
     Case("quick_gelu", F.quick_gelu, [scaled(randn(3, 4), 2)],
          lambda x: x * ref_sigmoid(1.702 * x)),
     Case("sigmoid", F.sigmoid, [scaled(randn(3, 4), 3)], ref_sigmoid),
+    Case("log_sigmoid", F.log_sigmoid, [scaled(randn(3, 4), 4)], lambda x: np.log(ref_sigmoid(x))),
     Case("tanh", F.tanh, [(3, 4)], np.tanh),
     Case("softmax_last", lambda x: F.softmax(x, -1), [(3, 4)], lambda x: ref_softmax(x, -1)),
     Case("softmax_first", lambda x: F.softmax(x, 0), [(3, 4)], lambda x: ref_softmax(x, 0)),
@@ -511,6 +512,15 @@ def test_softmax_of_huge_logits_stays_finite_in_float32(device):
     x = Tensor(np.array([[0.0, 1e4, -1e4]], np.float32), device=device)
     np.testing.assert_array_equal(F.softmax(x, -1).numpy(), [[0.0, 1.0, 0.0]])
     np.testing.assert_allclose(F.log_softmax(x, -1).numpy(), [[-1e4, 0.0, -2e4]])
+
+
+def test_log_sigmoid_of_huge_inputs_stays_finite_in_float32(device):
+    # log(sigmoid(-1e4)) would be log(0) = -inf; the slope there is 1, and 0 at +1e4
+    x = Tensor(np.array([-1e4, 0.0, 1e4], np.float32), device=device, requires_grad=True)
+    y = F.log_sigmoid(x)
+    y.sum().backward()
+    np.testing.assert_allclose(y.numpy(), [-1e4, -np.log(2.0), 0.0], rtol=1e-6)
+    np.testing.assert_allclose(backend.to_numpy(x.grad), [1.0, 0.5, 0.0])
 
 
 def test_normalize_of_a_zero_vector_gives_zeros_and_finite_gradients(device):

@@ -86,6 +86,18 @@ def test_shifted_pictures_show_the_same_item_drawn_differently():
         assert corners(plain[i][0]) < 110 < corners(shifted["background"][i][0])
 
 
+def test_scaled_pictures_draw_bigger_shapes_and_faded_ones_keep_a_third_of_the_contrast():
+    plain = SyntheticShapes(12, 32, split="test")
+    scaled = SyntheticShapes(12, 32, split="test", shift="scale")
+    faded = SyntheticShapes(12, 32, split="test", shift="faded")
+    for i in range(12):
+        assert scaled.attributes(i) == faded.attributes(i) == plain.attributes(i)
+        # a radius of 0.36 against at most 0.25 * 1.1: at least 1.6 times the area
+        assert shape_mask(scaled, i).sum() > 1.6 * shape_mask(plain, i).sum()
+        spread = pixels(faded[i][0]).std() / pixels(plain[i][0]).std()
+        assert 0.3 < spread < 0.4
+
+
 def test_save_class_folders_writes_every_class_folder_and_the_templates(tmp_path):
     from miniclip.evaluation import read_classification_folder
 

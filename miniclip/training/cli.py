@@ -10,7 +10,9 @@ trained on and on six it never saw pictured or named (``data.synthetic.HELD_OUT`
 shifted pictures (outlines, heavy noise, striped backgrounds), retrieval Recall@K and a
 linear probe. The recipe is the paper's, scaled down:
 
-* the symmetric contrastive loss over the batch (``training/loss.py``, ``clip_loss``);
+* the symmetric contrastive loss over the batch (``training/loss.py``, ``clip_loss``), or
+  with ``--loss siglip`` SigLIP's pairwise sigmoid loss and its learned bias
+  (``training/siglip.py``);
 * AdamW with the paper's β and ε for the image tower and weight decay 0.2 on weights but
   not on gains and biases (``training/recipe.py``, ``paper_optimizer``);
 * linear warm-up, then cosine decay of the learning rate (``optim.WarmupCosine``);
@@ -62,6 +64,7 @@ from .config import (
     DEFAULT_BATCH,
     DEFAULT_STEPS,
     DEFAULT_TRAIN_SIZE,
+    LOSSES,
     PREDICTIONS_PLOT,
     SIMILARITY_PLOT,
     TINY_MODELS,
@@ -91,6 +94,7 @@ def parse_args(argv=None):
                "  python -m miniclip.train --tiny --init-from runs/a/checkpoint.npz "
                "--train-shift background\n"
                "  python -m miniclip.train --init-from ViT-B/32 --data photos/ --lock-image  # LiT\n"
+               "  python -m miniclip.train --tiny --loss siglip         # SigLIP's sigmoid loss\n"
                "\n"
                "A run folder holds checkpoint.npz (miniclip.load reads it), metrics.json,\n"
                f"{CURVES_PLOT}, {SIMILARITY_PLOT} and {PREDICTIONS_PLOT}.",
@@ -121,6 +125,9 @@ def parse_args(argv=None):
              "--init-from: see fine-tuning)")
     add("--grad-clip", metavar="NORM", type=float, default=1.0,
         help="clip the global gradient norm to this (default 1.0; 0 turns it off)")
+    add("--loss", choices=LOSSES, default="clip",
+        help="clip: the paper's softmax contrastive loss (default); siglip: SigLIP's pairwise "
+             "sigmoid loss with its learned bias (training/siglip.py)")
     add("--seed", metavar="N", type=int, default=0,
         help="seed of the weights, the data and its order (default 0)")
     add("--device", default="cpu", help="cpu (default) or cuda")
@@ -180,6 +187,9 @@ def parse_args(argv=None):
     if (args.steps is not None and args.steps < 1) or args.batch_size < 2:
         parser.error("--steps must be >= 1 and --batch-size >= 2 (a contrastive batch needs "
                      "at least one mismatched pair)")
+    if args.loss == "siglip" and args.distributed:
+        parser.error("--loss siglip trains on one process; leave out --distributed (the "
+                     "data-parallel loss is CLIP's, gathered over the ranks)")
     if not args.resume:  # a resumed run takes its schedule from the checkpoint
         if args.steps is None:
             args.steps = FINE_TUNING["steps"] if tuned else DEFAULT_STEPS[tower]

@@ -23,6 +23,9 @@ DEFAULT_BATCH = {"vit": 64, "rn": 32}
 #: three times, so that it learns shapes rather than the pictures themselves.
 DEFAULT_TRAIN_SIZE = 16384
 
+#: The losses ``--loss`` chooses from: CLIP's softmax contrast, SigLIP's pairwise sigmoid.
+LOSSES = ("clip", "siglip")
+
 #: What a run folder holds.
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.json"
@@ -69,6 +72,7 @@ class RunConfig:
     lock_image: bool
     lock_text: bool
     train_shift: Optional[str]
+    loss: str = "clip"
 
     @classmethod
     def from_args(cls, args):

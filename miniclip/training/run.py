@@ -8,6 +8,7 @@ data-parallel run (``world``) every rank trains and only rank 0 evaluates, write
 reports.
 """
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -38,6 +39,7 @@ from .progress import Interrupted, Progress, StopRequest, Throughput
 from .recipe import paper_optimizer
 from .report import evaluate_and_plot, print_report, seen_unseen, temperature
 from .resume import check_run_folder, resume, run_settings
+from .siglip import SigmoidLoss, init_siglip_scale_, sigmoid_contrastive_loss
 from .state import save_training_state
 from .step import train_step
 
@@ -64,14 +66,21 @@ def train(config, world=None):
     collate = (CLIPCollate(transform(model.input_resolution), tokenize) if tokenize else
                CLIPCollate.for_model(model.input_resolution, model.context_length))
     loader, benchmark = training_data(config, model.input_resolution, collate)
-    parallel = {}
+    step_options = {}  # train_step's loss and gradient reduction, where not the defaults
     if world is not None:  # each rank: rank 0's weights, its rows of each batch, the same step
         from ..distributed import broadcast_parameters, data_parallel, shard
         broadcast_parameters(world, model)
-        loader, parallel = shard(loader, world), data_parallel(world)
+        loader, step_options = shard(loader, world), data_parallel(world)
         benchmark = benchmark if writer else None
-    optimizer = paper_optimizer(model, config.lr, model.vision_kind,
-                                weight_decay=config.weight_decay)
+    # SigLIP's learned bias trains with the model but is not part of it (a CLIP checkpoint
+    # has no place for it): it rides in the run's history, for resuming.
+    sigmoid = None
+    if config.loss == "siglip":
+        init_siglip_scale_(model)
+        sigmoid = SigmoidLoss().to(config.device)
+        step_options["loss"] = functools.partial(sigmoid_contrastive_loss, sigmoid)
+    optimizer = paper_optimizer(model if sigmoid is None else nn.ModuleList([model, sigmoid]),
+                                config.lr, model.vision_kind, weight_decay=config.weight_decay)
     scaler = GradScaler(enabled=config.amp)
     if config.init_from:  # the fine-tuning settings the run folder records
         adaptation["adam"] = {"betas": list(optimizer.param_groups[0]["betas"]),
@@ -81,6 +90,8 @@ def train(config, world=None):
 
     if config.resume:
         config, start, history = resume(config, model, optimizer, scaler, settings)
+        if sigmoid is not None:
+            sigmoid.logit_bias.data[...] = history["logit_bias"]
     else:
         start = 0
         # losses: one per step; temperatures: (step, τ) every SHOW_EVERY steps;
@@ -95,6 +106,8 @@ def train(config, world=None):
     def save(step):
         if not writer:
             return
+        if sigmoid is not None:
+            history["logit_bias"] = sigmoid.logit_bias.item()
         save_training_state(checkpoint, model, optimizer, step, scaler,
                             extra=dict(settings, history=history,
                                        schedule={"steps": config.steps, "warmup": config.warmup}))
@@ -110,7 +123,7 @@ def train(config, world=None):
             lr = schedule(step)
             images, tokens = next(batches)
             loss = train_step(model, optimizer, scaler, images, tokens, step + 1, config.device,
-                              config.grad_clip, **parallel)
+                              config.grad_clip, **step_options)
             throughput.count(images.shape[0], flops.training_step_flops(
                 model.config, images.shape[0], flops.text_positions(tokens)))
             history["losses"].append(loss if world is None else world.mean(loss))
@@ -143,6 +156,8 @@ def train(config, world=None):
                "train_seconds": history["seconds"], "checkpoint": checkpoint,
                "temperature": temperature(model), "blas": blas_description(),
                **efficiency}
+    if sigmoid is not None:
+        metrics["logit_bias"] = sigmoid.logit_bias.item()
     if benchmark:
         metrics.update(evaluate_and_plot(model, benchmark, config.out))
         metrics["zeroshot_before_training"] = history["before"]
