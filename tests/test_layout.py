@@ -18,9 +18,12 @@ STACK = [
     ("ops", ["miniclip.functional"]),
     ("modules", ["miniclip.nn"]),
     ("models", ["miniclip.models"]),
-    ("objective and optimisation", ["miniclip.training.loss", "miniclip.optim"]),
+    ("objective and optimisation", ["miniclip.training.loss", "miniclip.training.siglip",
+                                    "miniclip.training.bag_of_words",
+                                    "miniclip.training.captioning", "miniclip.optim"]),
     ("training and evaluation", ["miniclip.training", "miniclip.train", "miniclip.evaluation",
                                  "miniclip.distributed"]),
+    ("experiments", ["miniclip.experiments"]),
     ("grading", ["miniclip.grading", "miniclip.grade"]),
 ]
 

@@ -11,7 +11,10 @@ unit-length embeddings computed once:
 * ``retrieval``: image->text and text->image Recall@K;
 * ``linear_probe``: multinomial logistic regression (L-BFGS on NumPy), its L2 strength
   chosen on a validation split;
-* ``cli``: ``python -m miniclip.evaluation classify | retrieval | predict``;
+* ``wise_ft``: WiSE-FT, the weight-space mix of a fine-tuned model and the one it started
+  from, and its sweep over the mixing weight α;
+* ``cli``: ``python -m miniclip.evaluation classify | retrieval | predict | interpolate |
+  wise-ft``;
 * ``shapes``: all of them on the synthetic shapes, the tiny training run's benchmark (seen
   and held-out colour–shape pairs, shifted pictures).
 """

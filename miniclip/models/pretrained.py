@@ -28,15 +28,7 @@ def load(name_or_path, device="cpu", download_root=None):
     The model is float32 and in eval mode; ``preprocess`` turns a PIL image (or an image
     file's path) into the float32 array ``[3, R, R]`` the model expects.
     """
-    name_or_path = os.fspath(name_or_path)
-    if name_or_path in hub.available_models():
-        path = hub.download(name_or_path, root=download_root)
-    elif os.path.exists(name_or_path):
-        path = name_or_path
-    else:
-        raise FileNotFoundError(
-            f"{name_or_path!r} is neither a released model ({', '.join(hub.available_models())}) "
-            "nor an existing checkpoint file or folder")
+    path = weights_path(name_or_path, download_root)
     state_dict = model_weights(load_state_dict(path))
     try:
         model = build_model(state_dict)
@@ -45,6 +37,20 @@ def load(name_or_path, device="cpu", download_root=None):
                               "expected the weights of a CLIP model, under OpenAI's or "
                               "transformers' names") from error
     return model.to(device), Preprocess(model.input_resolution)
+
+
+def weights_path(name_or_path, download_root=None):
+    """The local file or folder ``load`` reads for ``name_or_path``: a released model's
+    file (downloaded once into ``download_root`` or the cache folder, hash-checked), or
+    the path itself if it exists; ``FileNotFoundError`` otherwise."""
+    name_or_path = os.fspath(name_or_path)
+    if name_or_path in hub.available_models():
+        return hub.download(name_or_path, root=download_root)
+    if os.path.exists(name_or_path):
+        return name_or_path
+    raise FileNotFoundError(
+        f"{name_or_path!r} is neither a released model ({', '.join(hub.available_models())}) "
+        "nor an existing checkpoint file or folder")
 
 
 def model_weights(state_dict):
