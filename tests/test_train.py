@@ -358,3 +358,21 @@ def test_resume_refuses_another_loss(tmp_path, capsys):
 def test_siglip_is_refused_for_a_data_parallel_run():
     with pytest.raises(SystemExit):
         parse_args(["--tiny", "--loss", "siglip", "--distributed"])
+
+
+def test_resume_of_a_checkpoint_without_its_schedule_names_the_file_and_field(tmp_path, capsys):
+    main(SMALL + ["--steps", "2", "--out", str(tmp_path)])
+    path = tmp_path / CHECKPOINT
+    with np.load(path) as saved:
+        arrays = dict(saved)
+    meta = json.loads(str(arrays["meta"]))
+    del meta["extra"]["schedule"]                     # what a foreign or damaged writer leaves
+    arrays["meta"] = np.array(json.dumps(meta))
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+    before = path.read_bytes()
+
+    assert main(SMALL + ["--steps", "4", "--out", str(tmp_path), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert f"{path}" in error and "extra" in error and "start afresh" in error
+    assert path.read_bytes() == before

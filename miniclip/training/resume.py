@@ -12,6 +12,7 @@ import dataclasses
 import os
 
 from ..system.program import UsageError
+from ..weights import CheckpointError
 from .config import CHECKPOINT, METRICS
 from .state import load_training_state
 
@@ -62,7 +63,7 @@ def resume(config, model, optimizer, scaler, settings):
                          f"({', '.join(changed)}); resume with the same ones, or start afresh "
                          "in another --out folder")
     load_training_state(path, model, optimizer, scaler)
-    schedule = saved["schedule"]
+    schedule, history = _schedule_and_history(path, saved)
     steps = schedule["steps"] if config.steps is None else config.steps
     if steps < step:
         raise UsageError(f"--resume: {path} has already trained {step} steps; pass --steps "
@@ -72,4 +73,17 @@ def resume(config, model, optimizer, scaler, settings):
         raise UsageError(f"--resume: the run warms up over {schedule['warmup']} steps; "
                          "leave --warmup out (changing it mid-run would jump the learning rate)")
     config = dataclasses.replace(config, steps=steps, warmup=schedule["warmup"])
-    return config, step, saved["history"]
+    return config, step, history
+
+
+def _schedule_and_history(path, saved):
+    """The saved schedule (``steps``, ``warmup``) and loss history, or a ``CheckpointError``
+    naming the file's ``extra`` field when a damaged or foreign checkpoint lacks them."""
+    schedule, history = saved.get("schedule"), saved.get("history")
+    if not (isinstance(schedule, dict) and isinstance(history, dict)
+            and all(isinstance(schedule.get(key), int) for key in ("steps", "warmup"))):
+        raise CheckpointError(path, "extra", "does not hold the run's schedule and history "
+                              "that python -m miniclip.train writes",
+                              "resume only a checkpoint.npz written by python -m miniclip.train, "
+                              "or start afresh in another --out folder")
+    return schedule, history
