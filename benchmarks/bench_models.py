@@ -6,9 +6,17 @@
 On the CPU:
 
 1. ``encode_image`` of 8 images of 224 x 224 and ``encode_text`` of 8 captions (77
-   tokens) with ViT-B/32 and RN50, random weights, eval mode, no gradients.
-2. One training step of the ``tiny-vit`` preset on a batch of 64: forward, the paper's
-   loss, backward and an AdamW update.
+   positions, the end-of-text token at 5..20 as in ordinary prompts) with ViT-B/32 and
+   RN50, random weights, eval mode, no gradients.
+2. One training step of the ``tiny-vit`` and ``tiny-rn`` presets on a batch of 64:
+   forward, the paper's loss, backward and an AdamW update.
+
+The header names the BLAS library, its kernel and threads (``miniclip/system/blas.py``),
+the ``OPENBLAS_*`` variables set and the load average; every row gives miniclip's
+examples per second and its model FLOP utilisation (MFU): the model's FLOPs
+(``miniclip/models/flops.py``, those of the positions actually run for text) per second,
+over the float32 matrix-product peak measured at start-up. ``--quick`` runs the tiny
+presets instead of ViT-B/32 and RN50.
 
 On a GPU (``--device cuda``), the measurements of the project's GPU table: training steps
 (the batch copied from the host each step, forward, loss, backward, AdamW) of tiny-vit
@@ -20,6 +28,7 @@ With torch and the ``clip-anytorch`` package installed, each measurement is repe
 with OpenAI's ``clip/model.py`` holding the same weights and the same batch; the two are
 timed alternately (so both see the same machine load) and the medians are compared.
 ``--profile`` prints where miniclip's training step spends its time, by function.
+``--cpu-time`` times by the process's CPU time instead of the wall clock.
 
 Freed memory is kept for reuse (``miniclip/system/memory.py``), as the training program
 does; the setting is the process's, so PyTorch gets it too. ``--system-malloc`` leaves
@@ -40,14 +49,20 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "scripts")]
 
 from miniclip import backend  # noqa: E402
 from miniclip.autograd import Tensor, no_grad  # noqa: E402
-from miniclip.models import create_model  # noqa: E402
+from miniclip.models import create_model, flops  # noqa: E402
 from miniclip.optim import (  # noqa: E402
     AdamW,  # noqa: E402
     GradScaler,
     float16_parameters,
     mixed_precision_step,
 )
-from miniclip.system.memory import reuse_freed_memory  # noqa: E402
+from miniclip.system import (  # noqa: E402
+    blas_description,
+    blas_threads,
+    matmul_peak_flops,
+    model_flops_utilization,
+    reuse_freed_memory,
+)
 from miniclip.training.loss import clip_loss  # noqa: E402
 
 try:
@@ -61,14 +76,21 @@ TRAIN_BATCH = 64
 ADAMW = dict(lr=5e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.2)  # the paper's ViT settings
 
 
+#: The clock of every measurement: wall time, or with ``--cpu-time`` this process's CPU
+#: time, which other programs on a busy machine disturb far less (both libraries run one
+#: thread, so it is their compute time).
+clock = time.perf_counter
+
+
 def seconds(function):
-    start = time.perf_counter()
+    start = clock()
     function()
-    return time.perf_counter() - start
+    return clock() - start
 
 
-def compare(label, ours, theirs, repeats):
-    """Time ``ours`` and ``theirs`` alternately after one warm-up call each; print medians.
+def compare(label, ours, theirs, repeats, flops=None, examples=None):
+    """Time ``ours`` and ``theirs`` alternately after one warm-up call each; print medians
+    (and, given the ``flops`` and ``examples`` of one call, miniclip's rate and MFU).
     Returns ``(miniclip seconds, PyTorch seconds or None)``."""
     ours()
     if theirs is not None:
@@ -80,11 +102,19 @@ def compare(label, ours, theirs, repeats):
             times_theirs.append(seconds(theirs))
     mine = statistics.median(times_ours)
     reference = statistics.median(times_theirs) if times_theirs else None
-    line = f"{label:<44} miniclip {mine * 1e3:9.1f} ms"
+    line = f"{label:<40} miniclip {mine * 1e3:8.1f} ms"
+    if flops is not None:
+        line += rate(flops, examples, mine)
     if reference is not None:
-        line += f"   PyTorch {reference * 1e3:9.1f} ms   ratio {mine / reference:5.2f}x"
+        line += f"   PyTorch {reference * 1e3:8.1f} ms   ratio {mine / reference:5.2f}x"
     print(line, flush=True)
     return mine, reference
+
+
+def rate(flops, examples, seconds):
+    """`` 123.4 img/s  MFU 45%``: examples per second and the share of the measured peak."""
+    mfu = model_flops_utilization(flops, seconds, matmul_peak_flops(clock=clock))
+    return f"{examples / seconds:8.1f} /s  MFU {mfu:4.0%}"
 
 
 def reference_copy(reference, model):
@@ -107,8 +137,9 @@ def inputs(model, n, seed=0):
     return images, tokens
 
 
-def bench_encoders(reference, repeats):
+def bench_encoders(reference, repeats, quick=False):
     for name in ("ViT-B/32", "RN50"):
+        name = QUICK[name][0] if quick else name
         model = create_model(name).eval()
         images, tokens = inputs(model, 8)
         twin = reference_copy(reference, model).eval() if reference else None
@@ -132,8 +163,12 @@ def bench_encoders(reference, repeats):
             def theirs_text():
                 with torch.no_grad():
                     twin.encode_text(tokens_t)
-        compare(f"{name} encode_image 8x224px", ours_image, theirs_image, repeats)
-        compare(f"{name} encode_text 8x77", ours_text, theirs_text, repeats)
+        side, context = model.input_resolution, model.context_length
+        compare(f"{name} encode_image 8x{side}px", ours_image, theirs_image, repeats,
+                8 * flops.image_flops(model.config), 8)
+        runs = flops.text_positions(tokens)
+        compare(f"{name} encode_text 8x{context} (runs {runs})", ours_text, theirs_text, repeats,
+                8 * flops.text_flops(model.config, runs), 8)
 
 
 def training_step(model, images, tokens):
@@ -162,21 +197,23 @@ def reference_training_step(twin, images, tokens):
     return step
 
 
-def bench_training(reference, repeats, profile):
+def bench_training(reference, repeats, profile, name="tiny-vit"):
     np.random.seed(0)
-    model = create_model("tiny-vit").train()
+    model = create_model(name).train()
     images, tokens = inputs(model, TRAIN_BATCH)
     twin = reference_copy(reference, model).train() if reference else None
     theirs = reference_training_step(twin, images, tokens) if twin is not None else None
     ours = training_step(model, images, tokens)
-    compare(f"tiny-vit training step, batch {TRAIN_BATCH}", ours, theirs, repeats)
+    compare(f"{name} training step, batch {TRAIN_BATCH}", ours, theirs, repeats,
+            flops.training_step_flops(model.config, TRAIN_BATCH, flops.text_positions(tokens)),
+            TRAIN_BATCH)
     if profile:
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(repeats):
             ours()
         profiler.disable()
-        print(f"\nminiclip tiny-vit training step, {repeats} steps, by own time:")
+        print(f"\nminiclip {name} training step, {repeats} steps, by own time:")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
 
 
@@ -299,11 +336,16 @@ def main(argv=None):
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--quick", action="store_true",
                         help="tiny models and batches: check that the script runs")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time by this process's CPU time instead of the wall clock "
+                             "(steadier on a busy machine; for one thread each)")
     parser.add_argument("--system-malloc", action="store_true",
                         help="leave glibc's malloc as it starts, instead of keeping freed "
                              "memory for reuse as the training program does (both libraries "
                              "share the process, so the setting applies to both)")
     args = parser.parse_args(argv)
+    global clock
+    clock = time.process_time if args.cpu_time else time.perf_counter
     if not args.system_malloc:
         print(reuse_freed_memory())
     reference = import_reference_model() if torch is not None else None
@@ -313,11 +355,20 @@ def main(argv=None):
         rows = bench_gpu(reference, args.repeats, args.quick)
         print_gpu_table(rows)
         return rows
+    if torch is not None:  # the same number of threads as NumPy's BLAS
+        torch.set_num_threads(blas_threads() or os.cpu_count())
     print(f"CPU cores: {os.cpu_count()}; NumPy {np.__version__}"
           + (f"; PyTorch {torch.__version__}, {torch.get_num_threads()} threads" if torch else
              "; PyTorch not installed (miniclip only)"))
-    bench_encoders(reference, args.repeats)
-    bench_training(reference, args.repeats, args.profile)
+    variables = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}
+    print(f"{blas_description()}; environment {variables or 'no OPENBLAS_* variable'}")
+    print(f"float32 matmul peak {matmul_peak_flops(clock=clock) / 1e9:.0f} GFLOP/s (measured "
+          f"now{', CPU time' if args.cpu_time else ''}); "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    bench_encoders(reference, args.repeats, args.quick)
+    for name in ("tiny-vit", "tiny-rn"):
+        bench_training(reference, args.repeats, args.profile, name)
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

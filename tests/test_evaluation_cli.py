@@ -190,3 +190,21 @@ def test_python_dash_m_miniclip_zeroshot_runs_the_cli():
     assert completed.returncode == 0, completed.stderr
     assert "usage: python -m miniclip.evaluation [-h] COMMAND" in completed.stdout
     assert completed.stderr == ""
+
+
+def test_retrieval_cuts_a_caption_longer_than_the_context_instead_of_stopping(tmp_path, weights):
+    folder = caption_folder(tmp_path / "pairs")
+    with open(folder / "captions.csv", "a", newline="") as file:
+        csv.writer(file).writerow(("red0.png", "a very long red picture " * 40))  # ~200 tokens
+    out = tmp_path / "retrieval.json"
+    assert main(["retrieval", str(folder), "--weights", weights, "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["captions"] == 13
+
+
+def test_a_damaged_weights_file_is_one_error_line_naming_it_and_the_fix(tmp_path, weights, capsys):
+    class_folder(tmp_path / "data", 1)
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(Path(weights).read_bytes()[:5000])
+    assert main(["classify", str(tmp_path / "data"), "--weights", str(damaged)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{damaged}: " in err and "download or copy it again" in err

@@ -294,3 +294,19 @@ def test_the_student_distribution_holds_no_solution_body(tmp_path):
         for line in lines:
             leaks = [str(path.relative_to(out)) for path, found in texts.items() if line in found]
             assert not leaks, f"{source.relative_to(ROOT)}: {line!r} is in {leaks}"
+
+
+def test_an_answer_whose_array_header_lies_about_its_shape_is_refused_unread():
+    """np.load allocates the shape a header declares before reading: a worker that wrote
+    its own message could ask the grader for 48 TB with 63 bytes."""
+    import base64
+    import json
+
+    import numpy as np
+    line = wire.dumps({"value": np.arange(6.0).reshape(2, 3)})
+    message = json.loads(line)
+    data = base64.b64decode(message["value"]["array"])
+    message["value"]["array"] = base64.b64encode(
+        data.replace(b"(2, 3)", b"(2000000, 3000000)")).decode("ascii")
+    with pytest.raises(wire.WireError, match=r"shape \(2000000, 3000000\).*does not match"):
+        wire.loads(json.dumps(message).encode("utf-8"))

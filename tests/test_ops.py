@@ -234,6 +234,7 @@ CASES = [
     Case("quick_gelu", F.quick_gelu, [scaled(randn(3, 4), 2)],
          lambda x: x * ref_sigmoid(1.702 * x)),
     Case("sigmoid", F.sigmoid, [scaled(randn(3, 4), 3)], ref_sigmoid),
+    Case("log_sigmoid", F.log_sigmoid, [scaled(randn(3, 4), 4)], lambda x: np.log(ref_sigmoid(x))),
     Case("tanh", F.tanh, [(3, 4)], np.tanh),
     Case("softmax_last", lambda x: F.softmax(x, -1), [(3, 4)], lambda x: ref_softmax(x, -1)),
     Case("softmax_first", lambda x: F.softmax(x, 0), [(3, 4)], lambda x: ref_softmax(x, 0)),
@@ -260,6 +261,18 @@ CASES = [
         x, *(on(x, s.astype(np.promote_types(x.dtype, np.float32))).data
              for s in (RUNNING_MEAN, RUNNING_VAR)), w, b), [(2, 3, 2, 2), (3,), (3,)],
          lambda x, w, b: ref_batch_norm(x, w, b, RUNNING_MEAN, RUNNING_VAR)),
+    Case("batch_norm_eval_relu_fused", lambda x, w, b: F.batch_norm(
+        x, *(on(x, s.astype(np.promote_types(x.dtype, np.float32))).data
+             for s in (RUNNING_MEAN, RUNNING_VAR)), w, b, relu=True), [(2, 3, 2, 2), (3,), (3,)],
+         lambda x, w, b: np.maximum(ref_batch_norm(x, w, b, RUNNING_MEAN, RUNNING_VAR), 0)),
+    Case("batch_norm_eval_of_a_channels_last_view", lambda x, w, b: F.batch_norm(
+        x.transpose(0, 3, 1, 2), *(on(x, s.astype(np.promote_types(x.dtype, np.float32))).data
+                                   for s in (RUNNING_MEAN, RUNNING_VAR)), w, b),
+         [(2, 2, 2, 3), (3,), (3,)],
+         lambda x, w, b: ref_batch_norm(x.transpose(0, 3, 1, 2), w, b, RUNNING_MEAN, RUNNING_VAR)),
+    Case("batch_norm_train_relu", lambda x, w, b: F.batch_norm(x, None, None, w, b,
+                                                                training=True, relu=True),
+         [(3, 3, 2, 2), (3,), (3,)], lambda x, w, b: np.maximum(ref_batch_norm(x, w, b), 0)),
     Case("normalize_l2", lambda x: F.normalize(x, dim=1), [(3, 4)],
          lambda x: ref_normalize(x, 2, 1)),
     Case("normalize_l1_dim0", lambda x: F.normalize(x, p=1, dim=0), [away(3, 4)],
@@ -280,6 +293,15 @@ CASES = [
     Case("conv2d_pointwise_of_a_transposed_view",
          lambda x, w: F.conv2d(x.transpose(1, 0, 2, 3), w), [(3, 2, 2, 3), (2, 3, 1, 1)],
          lambda x, w: ref_conv2d(x.transpose(1, 0, 2, 3), w), fp16_tol=2e-2),
+    Case("conv2d_of_a_channels_last_view",  # the layout conv2d returns, read without a copy
+         lambda x, w: F.conv2d(x.transpose(0, 3, 1, 2), w, padding=1),
+         [(2, 4, 3, 3), (2, 3, 3, 3)],
+         lambda x, w: ref_conv2d(x.transpose(0, 3, 1, 2), w, padding=(1, 1)), fp16_tol=2e-2),
+    Case("conv2d_pointwise_of_a_channels_last_view",
+         lambda x, w, b: F.conv2d(x.transpose(0, 3, 1, 2), w, b), [(2, 2, 3, 3), (4, 3, 1, 1), (4,)],
+         lambda x, w, b: ref_conv2d(x.transpose(0, 3, 1, 2), w, b), fp16_tol=2e-2),
+    Case("avg_pool2d_of_a_channels_last_view", lambda x: F.avg_pool2d(x.transpose(0, 3, 1, 2), 2),
+         [(1, 4, 4, 3)], lambda x: ref_pool(x.transpose(0, 3, 1, 2), (2, 2), (2, 2), np.mean)),
     Case("avg_pool2d", lambda x: F.avg_pool2d(x, 2), [(1, 2, 5, 4)],
          lambda x: ref_pool(x, (2, 2), (2, 2), np.mean)),
     Case("avg_pool2d_overlapping", lambda x: F.avg_pool2d(x, 3, stride=2), [(2, 1, 5, 5)],
@@ -492,6 +514,15 @@ def test_softmax_of_huge_logits_stays_finite_in_float32(device):
     np.testing.assert_allclose(F.log_softmax(x, -1).numpy(), [[-1e4, 0.0, -2e4]])
 
 
+def test_log_sigmoid_of_huge_inputs_stays_finite_in_float32(device):
+    # log(sigmoid(-1e4)) would be log(0) = -inf; the slope there is 1, and 0 at +1e4
+    x = Tensor(np.array([-1e4, 0.0, 1e4], np.float32), device=device, requires_grad=True)
+    y = F.log_sigmoid(x)
+    y.sum().backward()
+    np.testing.assert_allclose(y.numpy(), [-1e4, -np.log(2.0), 0.0], rtol=1e-6)
+    np.testing.assert_allclose(backend.to_numpy(x.grad), [1.0, 0.5, 0.0])
+
+
 def test_normalize_of_a_zero_vector_gives_zeros_and_finite_gradients(device):
     x = Tensor(np.zeros((2, 3)), device=device, requires_grad=True)
     y = F.normalize(x, dim=1)
@@ -537,3 +568,16 @@ def test_conv2d_accepts_the_strided_output_of_another_conv2d(device):
     y = F.conv2d(hidden, w2)
     expected = ref_conv2d(ref_conv2d(x.numpy(), w1.numpy(), padding=(1, 1)), w2.numpy())
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_conv2d_of_a_constant_input_gives_the_weight_gradient_and_none_for_the_input(device):
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 3, 5, 5)), device=device)           # no requires_grad
+    w = Tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True, device=device)
+    gy = rng.standard_normal((2, 4, 5, 5))
+    F.conv2d(x, w, padding=1).backward(Tensor(gy, device=device))
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.pad(x.numpy(), ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), axis=(2, 3))
+    expected = np.einsum("nohw,nchwij->ocij", gy, windows)                # [O, C, 3, 3]
+    np.testing.assert_allclose(backend.to_numpy(w.grad), expected, rtol=1e-10)
+    assert x.grad is None

@@ -84,3 +84,29 @@ def test_shifted_pictures_show_the_same_item_drawn_differently():
         # the background (the corners, away from every shape) is bright, not dark
         corners = lambda image: pixels(image)[[0, 0, -1, -1], [0, -1, 0, -1]].mean()  # noqa: E731
         assert corners(plain[i][0]) < 110 < corners(shifted["background"][i][0])
+
+
+def test_scaled_pictures_draw_bigger_shapes_and_faded_ones_keep_a_third_of_the_contrast():
+    plain = SyntheticShapes(12, 32, split="test")
+    scaled = SyntheticShapes(12, 32, split="test", shift="scale")
+    faded = SyntheticShapes(12, 32, split="test", shift="faded")
+    for i in range(12):
+        assert scaled.attributes(i) == faded.attributes(i) == plain.attributes(i)
+        # a radius of 0.36 against at most 0.25 * 1.1: at least 1.6 times the area
+        assert shape_mask(scaled, i).sum() > 1.6 * shape_mask(plain, i).sum()
+        spread = pixels(faded[i][0]).std() / pixels(plain[i][0]).std()
+        assert 0.3 < spread < 0.4
+
+
+def test_save_class_folders_writes_every_class_folder_and_the_templates(tmp_path):
+    from miniclip.evaluation import read_classification_folder
+
+    dataset = SyntheticShapes(12, 16, split="test", seed=3, shift="background")
+    root = dataset.save_class_folders(tmp_path / "striped")
+    folder = read_classification_folder(root)
+    assert folder.classnames == sorted(dataset.classnames)  # all 30, pictured or not
+    assert len(folder.paths) == 12
+    for path, label in zip(folder.paths, folder.labels):
+        index = int(path.stem)
+        assert folder.classnames[label] == dataset.classnames[dataset.label(index)]
+    assert (root / "templates.txt").read_text().splitlines() == list(dataset.templates)

@@ -314,3 +314,66 @@ def test_trimming_padding_keeps_the_text_features():
         full = model.encode_text(Tensor(tokens)).numpy()
         short = model.encode_text(Tensor(trimmed)).numpy()
     assert_close_to_round_off(short, full)
+
+
+def test_siglip_trains_its_bias_from_minus_10_and_the_scale_from_10(tmp_path, capsys):
+    assert main(SMALL + ["--steps", "4", "--loss", "siglip", "--out", str(tmp_path)]) == 0
+    assert "temperature 0.100 → " in capsys.readouterr().out
+    metrics = json.loads((tmp_path / METRICS).read_text())
+    assert metrics["loss"] == "siglip"
+    assert -10 < metrics["logit_bias"] < -9.9  # Adam moves it by about the rate per step
+    assert 1 / metrics["temperature"] == pytest.approx(10, rel=0.01)
+    # a CLIP checkpoint all the same: the bias is the loss's, not the model's
+    miniclip.load(str(tmp_path / CHECKPOINT))
+
+
+def test_an_interrupted_siglip_run_resumes_its_bias_to_the_same_result(tmp_path, monkeypatch):
+    args = SMALL + ["--loss", "siglip", "--steps", "4", "--save-every", "2"]
+    main(args + ["--out", str(tmp_path / "straight")])
+    real_step = run_module.train_step
+
+    def crash_at_step_3(model, optimizer, scaler, images, tokens, step, *rest, **options):
+        if step == 3:
+            raise KeyboardInterrupt
+        return real_step(model, optimizer, scaler, images, tokens, step, *rest, **options)
+
+    monkeypatch.setattr(run_module, "train_step", crash_at_step_3)
+    assert main(args + ["--out", str(tmp_path / "resumed")]) == 130
+    halfway = saved_run(tmp_path / "resumed")[1]["history"]["logit_bias"]
+    monkeypatch.setattr(run_module, "train_step", real_step)
+    assert main(args + ["--out", str(tmp_path / "resumed"), "--resume"]) == 0
+    straight = json.loads((tmp_path / "straight" / METRICS).read_text())
+    resumed = json.loads((tmp_path / "resumed" / METRICS).read_text())
+    assert halfway > -10 and halfway != resumed["logit_bias"]  # saved midway, then trained on
+    assert resumed["logit_bias"] == pytest.approx(straight["logit_bias"], rel=1e-6)
+    np.testing.assert_allclose(resumed["loss_history"], straight["loss_history"], rtol=1e-5)
+
+
+def test_resume_refuses_another_loss(tmp_path, capsys):
+    main(SMALL + ["--steps", "2", "--out", str(tmp_path)])
+    assert main(SMALL + ["--steps", "4", "--loss", "siglip", "--out", str(tmp_path),
+                         "--resume"]) == 2
+    assert "loss 'clip' -> 'siglip'" in capsys.readouterr().err
+
+
+def test_siglip_is_refused_for_a_data_parallel_run():
+    with pytest.raises(SystemExit):
+        parse_args(["--tiny", "--loss", "siglip", "--distributed"])
+
+
+def test_resume_of_a_checkpoint_without_its_schedule_names_the_file_and_field(tmp_path, capsys):
+    main(SMALL + ["--steps", "2", "--out", str(tmp_path)])
+    path = tmp_path / CHECKPOINT
+    with np.load(path) as saved:
+        arrays = dict(saved)
+    meta = json.loads(str(arrays["meta"]))
+    del meta["extra"]["schedule"]                     # what a foreign or damaged writer leaves
+    arrays["meta"] = np.array(json.dumps(meta))
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+    before = path.read_bytes()
+
+    assert main(SMALL + ["--steps", "4", "--out", str(tmp_path), "--resume"]) == 2
+    error = capsys.readouterr().err
+    assert f"{path}" in error and "extra" in error and "start afresh" in error
+    assert path.read_bytes() == before

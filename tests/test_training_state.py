@@ -1,5 +1,6 @@
 """Saving and restoring a training run; reporting inf/NaN in plain float32 training."""
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from miniclip.training.state import (
     load_training_state,
     save_training_state,
 )
+from miniclip.weights import CheckpointError
 
 # Several tests compute with inf/NaN on purpose; NumPy warns about each such operation.
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered",
@@ -118,6 +120,74 @@ def test_a_file_that_is_not_a_training_state_is_rejected(tmp_path):
     np.savez(path, meta=np.array('{"format": "something else"}'))
     with pytest.raises(ValueError, match="not a miniclip training state"):
         load_training_state(path, Classifier())
+
+
+def overwrite(path, member, offset, data):
+    """Overwrite bytes of ``path`` at ``offset`` into the stored member ``member``'s data."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+    raw = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + offset
+    raw[start:start + len(data)] = data
+    path.write_bytes(bytes(raw))
+
+
+def test_resuming_from_a_damaged_checkpoint_names_the_file_member_and_fix_and_changes_nothing(tmp_path):
+    model, optimizer = setup("cpu")
+    path = tmp_path / "checkpoint.npz"
+    save_training_state(path, model, optimizer, step=3)
+    overwrite(path, "model/fc1.weight.npy", 130, b"\xff" * 8)  # 8 bytes of its data
+    damaged = path.read_bytes()
+    fresh, fresh_optimizer = setup("cpu", seed=1)
+    before = weights(fresh)
+    with pytest.raises(CheckpointError) as caught:
+        load_training_state(path, fresh, fresh_optimizer)
+    assert str(caught.value) == (f"{path}, member 'model/fc1.weight.npy': fails its CRC-32 "
+                                 "check; the checkpoint is damaged: restore a copy of it, or "
+                                 "start the run afresh (--overwrite replaces it)")
+    assert isinstance(caught.value.__cause__, zipfile.BadZipFile)
+    assert path.read_bytes() == damaged
+    for name, value in weights(fresh).items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+@pytest.mark.parametrize("meta, problem", [
+    ('{"format": "miniclip-training-state", "version": 1, "step": ', "member 'meta.npy': is not valid JSON"),
+    ('{"format": "miniclip-training-state", "version": 1, "step": "3", "extra": null, '
+     '"scaler": null, "optimizer": null}', "field 'step': is str"),
+    ('{"format": "miniclip-training-state", "version": 9, "step": 3, "extra": null, '
+     '"scaler": null, "optimizer": null}', "field 'version': is 9; this miniclip reads version 1"),
+    ('{"format": "miniclip-training-state", "version": 1, "step": 3, "extra": null, '
+     '"scaler": null, "optimizer": {"param_groups": 5, "scalars": {}}}', "field 'optimizer'"),
+], ids=["json", "step", "version", "optimizer"])
+def test_a_damaged_meta_entry_names_the_field(tmp_path, meta, problem):
+    path = tmp_path / "checkpoint.npz"
+    np.savez(path, meta=np.array(meta))
+    with pytest.raises(CheckpointError, match=problem) as caught:
+        load_training_state(path, Classifier(), setup("cpu")[1])
+    assert str(caught.value).startswith(str(path))
+
+
+def test_a_checkpoint_of_another_model_says_to_resume_with_that_runs_settings(tmp_path):
+    model, optimizer = setup("cpu")
+    path = tmp_path / "checkpoint.npz"
+    save_training_state(path, model, optimizer, step=1)
+    other = nn.Sequential(nn.Linear(6, 4))
+    with pytest.raises(CheckpointError, match="the model's tensors: do not fit this model .*"
+                       "resume with that run's settings") as caught:
+        load_training_state(path, other)
+    assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+def test_a_checkpoint_of_another_optimiser_says_to_resume_with_that_runs_settings(tmp_path):
+    model, optimizer = setup("cpu")
+    path = tmp_path / "checkpoint.npz"
+    train_steps(model, optimizer, "cpu", range(1))
+    save_training_state(path, model, optimizer, step=1)
+    model, _ = setup("cpu")
+    plain = AdamW(model.parameters(), lr=1e-2)  # one group, where the run had two
+    with pytest.raises(CheckpointError, match="the optimiser state: does not fit this optimiser"):
+        load_training_state(path, model, plain)
 
 
 # ------------------------------------------------------------------ never save inf or NaN

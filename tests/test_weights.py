@@ -6,7 +6,6 @@ itself reads from each (the .npz files); this suite runs without PyTorch.
 """
 
 import collections
-import io
 import json
 import os
 import pickle
@@ -15,6 +14,14 @@ import zipfile
 
 import numpy as np
 import pytest
+from crafted_checkpoints import (
+    Call,
+    Global,
+    Storage,
+    rebuild_tensor,
+    torch_zip,
+    write_safetensors_by_hand,
+)
 
 from miniclip.weights import (
     convert_hf_state_dict,
@@ -102,16 +109,6 @@ def test_safetensors_layout_follows_the_format(tmp_path):
     assert body == np.array([1.0, 2.0], "<f2").tobytes() + np.array(3, "<i8").tobytes()
 
 
-def write_safetensors_by_hand(path, tensors):
-    """An independent minimal writer: tensors is {name: (dtype name, shape, raw bytes)}."""
-    header, offset = {}, 0
-    for name, (dtype, shape, raw) in tensors.items():
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
-        offset += len(raw)
-    header_bytes = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(header_bytes)) + header_bytes + b"".join(raw for _, _, raw in tensors.values()))
-
-
 def test_bfloat16_is_widened_to_float32(tmp_path):
     # Values with at most 8 significant bits are exact in bfloat16, whose
     # bits are the top 16 bits of the float32.
@@ -183,73 +180,13 @@ def test_torchscript_scalars_and_counters_keep_their_types():
 # --------------------------------------------------------------------------
 
 
-class _Global:
-    """Writes itself into a pickle as a reference to ``module.name``.
-
-    Lets the tests craft PyTorch-style pickles that name torch's functions
-    without importing torch.
-    """
-
-    def __init__(self, module, name):
-        self.module, self.name = module, name
-
-    def __call__(self):  # pickle insists that the function of a REDUCE be callable
-        raise AssertionError("never called")
-
-
-class _Call:
-    """Pickles as a call ``function(*args)``."""
-
-    def __init__(self, function, *args):
-        self.function, self.args = function, args
-
-    def __reduce__(self):
-        return self.function, self.args
-
-
-class _Storage:
-    """Pickles as a persistent id naming a storage record in the archive."""
-
-    def __init__(self, storage_class, key, size):
-        self.pid = ("storage", _Global("torch", storage_class), key, "cpu", size)
-
-
-class _CraftingPickler(pickle._Pickler):
-    """The pure-Python pickler, taught to write _Global and _Storage objects."""
-
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def save_fake_global(self, obj):
-        self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
-
-    dispatch[_Global] = save_fake_global
-
-    def persistent_id(self, obj):
-        return obj.pid if isinstance(obj, _Storage) else None
-
-
-def torch_zip(path, payload, records):
-    """Write a torch.save-style archive: payload pickled as data.pkl, raw records in data/."""
-    buffer = io.BytesIO()
-    _CraftingPickler(buffer, protocol=2).dump(payload)
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("archive/data.pkl", buffer.getvalue())
-        for key, raw in records.items():
-            archive.writestr(f"archive/data/{key}", raw)
-
-
-def rebuild_tensor(storage, offset, shape, stride):
-    """Pickles as torch._utils._rebuild_tensor_v2(storage, offset, shape, stride, requires_grad, hooks)."""
-    return _Call(_Global("torch._utils", "_rebuild_tensor_v2"), storage, offset, shape, stride, False, collections.OrderedDict())
-
-
 def test_crafted_torch_zip_with_views_is_read(tmp_path):
-    storage = _Storage("FloatStorage", "0", 12)  # holds 0, 1, ..., 11
+    storage = Storage("FloatStorage", "0", 12)  # holds 0, 1, ..., 11
     payload = {
         # element [i, j] is storage[2 + 1*i + 4*j]
         "t": rebuild_tensor(storage, 2, (3, 2), (1, 4)),
         # a 0-d parameter viewing storage[5]
-        "p": _Call(_Global("torch._utils", "_rebuild_parameter"), rebuild_tensor(storage, 5, (), ()), True, collections.OrderedDict()),
+        "p": Call(Global("torch._utils", "_rebuild_parameter"), rebuild_tensor(storage, 5, (), ()), True, collections.OrderedDict()),
     }
     torch_zip(tmp_path / "w.pt", payload, {"0": np.arange(12, dtype="<f4").tobytes()})
     state_dict = load_state_dict(tmp_path / "w.pt")
@@ -259,14 +196,14 @@ def test_crafted_torch_zip_with_views_is_read(tmp_path):
 
 
 def test_tensor_reaching_outside_its_storage_is_refused(tmp_path):
-    payload = {"t": rebuild_tensor(_Storage("FloatStorage", "0", 4), 0, (2, 3), (3, 1))}
+    payload = {"t": rebuild_tensor(Storage("FloatStorage", "0", 4), 0, (2, 3), (3, 1))}
     torch_zip(tmp_path / "w.pt", payload, {"0": np.zeros(4, "<f4").tobytes()})
     with pytest.raises(pickle.UnpicklingError, match="storage of 4 elements"):
         load_state_dict(tmp_path / "w.pt")
 
 
 def test_tensor_with_a_non_integer_layout_is_refused(tmp_path):
-    payload = {"t": rebuild_tensor(_Storage("FloatStorage", "0", 4), 0, ("4",), (1,))}
+    payload = {"t": rebuild_tensor(Storage("FloatStorage", "0", 4), 0, ("4",), (1,))}
     torch_zip(tmp_path / "w.pt", payload, {"0": np.zeros(4, "<f4").tobytes()})
     with pytest.raises(pickle.UnpicklingError, match="invalid tensor layout"):
         load_state_dict(tmp_path / "w.pt")
@@ -275,8 +212,8 @@ def test_tensor_with_a_non_integer_layout_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "make_payload, refused",
     [
-        (lambda marker: _Call(os.system, f"touch {marker}"), f"{os.system.__module__}.system"),  # posix.system
-        (lambda marker: _Call(eval, f"open({str(marker)!r}, 'w').close()"), "builtins.eval"),
+        (lambda marker: Call(os.system, f"touch {marker}"), f"{os.system.__module__}.system"),  # posix.system
+        (lambda marker: Call(eval, f"open({str(marker)!r}, 'w').close()"), "builtins.eval"),
     ],
 )
 def test_malicious_pickle_is_refused_without_running(tmp_path, make_payload, refused):

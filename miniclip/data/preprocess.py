@@ -36,7 +36,9 @@ area and aspect ratio), which the paper does not use. Evaluation keeps the centr
 import os
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from .images import read_image
 
 #: The training resize before the random square crop: the shorter side becomes n_px * 8/7.
 TRAIN_RESIZE = 8 / 7
@@ -153,33 +155,6 @@ class Preprocess:
 def transform(n_px):
     """CLIP's preprocessing for a model of input resolution ``n_px`` (``clip._transform``)."""
     return Preprocess(n_px)
-
-
-def read_image(path, draft=None):
-    """The fully decoded PIL image of the file ``path``, in the file's own mode.
-
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file (with
-    PIL's reason) for one that is truncated, corrupt or not an image, so that a bad file
-    fails here, by name, not halfway through a batch.
-
-    With ``draft`` (pixels), a JPEG is decoded at 1/2, 1/4 or 1/8 of its size, the smallest
-    that keeps both sides at least ``draft`` (libjpeg's DCT scaling, PIL's ``draft``): a
-    1600 x 1200 photo for a 32-pixel model decodes about 3x faster and leaves 64x fewer
-    pixels to resize. The pixels differ a little from a full decode and resize, so only
-    training uses it; evaluation must match the reference.
-    """
-    path = os.fspath(path)
-    try:
-        with Image.open(path) as opened:
-            if draft is not None:
-                opened.draft(opened.mode, (draft, draft))
-            opened.load()
-            return opened.copy()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no such image file: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError) as error:
-        raise ValueError(f"cannot read an image from {path}: {error}") from error
 
 
 def _open(image):

@@ -18,9 +18,12 @@ picture nor the words of.
 training, in the spirit of the paper's distribution-shift study (section 3.3):
 ``"outline"`` draws each shape as an outline only, ``"noise"`` adds heavy pixel noise, and
 ``"background"`` puts it on a bright, striped background (training backgrounds are dark
-and plain).
+and plain), ``"scale"`` draws it larger than any training shape (and nearer the middle, to
+keep it in the picture), and ``"faded"`` washes the whole picture out towards grey (a
+third of the contrast: the colours are still there, but dull).
 """
 import math
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -89,7 +92,13 @@ NOUN_PHRASES = (
 OPENINGS = ("a photo of a", "a picture of a", "a drawing of a", "there is a")
 
 #: Distribution shifts of the test pictures (``shift=``), each unlike every training picture.
-SHIFTS = ("outline", "noise", "background")
+SHIFTS = ("outline", "noise", "background", "scale", "faded")
+
+#: ``shift="scale"``: the radius of every shape (a "large" one is 0.25), as for SIZES.
+SCALED_RADIUS = 0.36
+
+#: ``shift="faded"``: the fraction of each pixel's distance from mid-grey that is kept.
+FADED_CONTRAST = 0.35
 
 #: Each split is its own stream of random items (the splits share the attributes, not images).
 SPLITS = ("train", "test")
@@ -191,6 +200,21 @@ class SyntheticShapes:
         return np.array([self.classnames.index(f"{c} {s}") for c, s in held_out
                          if c in self.colours and s in self.shapes], dtype=np.int64)
 
+    def save_class_folders(self, root):
+        """Write every picture as a PNG into one sub-folder per class (``red_circle/0.png``,
+        all 30 folders even if some class drew no picture), the layout ``python -m
+        miniclip.evaluation classify`` reads, and the prompt templates, one per line, as
+        ``templates.txt`` beside them (its ``--templates``); returns ``root``."""
+        root = Path(root)
+        for name in self.classnames:
+            (root / name.replace(" ", "_")).mkdir(parents=True, exist_ok=True)
+        for index in range(len(self)):
+            image, _ = self[index]
+            image.save(root / self.classnames[self.label(index)].replace(" ", "_")
+                       / f"{index}.png")
+        (root / "templates.txt").write_text("\n".join(self.templates) + "\n", encoding="utf-8")
+        return root
+
     def _sample(self, index):
         """Draw item ``index``'s attributes and caption; return them with the generator,
         which then goes on to draw the rendering details (jitter, background, noise)."""
@@ -219,8 +243,8 @@ class SyntheticShapes:
     def _render(self, attributes, rng):
         """Draw the picture: the shape on a dark, slightly tinted background, drawn
         ``_SUPERSAMPLE`` times larger and box-filtered down (smooth edges), plus pixel noise.
-        ``shift`` changes one of the three: an outline instead of a filled shape, a bright
-        striped background, or heavy noise."""
+        ``shift`` changes one thing: an outline instead of a filled shape, a bright
+        striped background, heavy noise, a larger shape, or faded colours."""
         side = self.image_size * _SUPERSAMPLE
         # A dark grey (20..90) with a small random tint per channel, so that the background
         # never looks like one of the shape colours.
@@ -228,8 +252,11 @@ class SyntheticShapes:
         canvas = (_striped_canvas(side, rng) if self.shift == "background"
                   else Image.new("RGB", (side, side), background))
         (cx, cy), _ = POSITIONS[attributes["position"]]
-        cx, cy = (np.array([cx, cy]) + rng.uniform(-0.06, 0.06, size=2)) * side
-        radius = SIZES[attributes["size"]] * rng.uniform(0.9, 1.1) * side
+        centre = np.array([cx, cy]) + rng.uniform(-0.06, 0.06, size=2)
+        radius = SIZES[attributes["size"]] * rng.uniform(0.9, 1.1)
+        if self.shift == "scale":
+            centre, radius = (centre + 0.5) / 2, SCALED_RADIUS
+        (cx, cy), radius = centre * side, radius * side
         jitter = rng.integers(-20, 21, size=3)
         fill = np.clip(np.array(COLOURS[attributes["colour"]]) + jitter, 0, 255)
         fill = tuple(int(v) for v in fill)
@@ -243,6 +270,8 @@ class SyntheticShapes:
         amplitude = 48 if self.shift == "noise" else 8
         noise = rng.integers(-amplitude, amplitude + 1, size=(self.image_size, self.image_size, 3))
         pixels = np.clip(np.asarray(small, dtype=np.int16) + noise, 0, 255)
+        if self.shift == "faded":
+            pixels = np.round(128 + FADED_CONTRAST * (pixels - 128))
         return Image.fromarray(pixels.astype(np.uint8))  # [H, W, 3] uint8 is RGB
 
 

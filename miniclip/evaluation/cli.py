@@ -1,6 +1,6 @@
 """``python -m miniclip.evaluation``: evaluate a CLIP on folders of images, or label images.
 
-Three commands, each on any weights ``miniclip.load`` reads (``--weights``) or on a
+Five commands; the first three on any weights ``miniclip.load`` reads (``--weights``) or on a
 configuration with random weights (``--model``, a baseline and a quick test):
 
 * ``classify DIR``: zero-shot top-1/top-5 on a folder of class sub-folders, and with
@@ -8,7 +8,11 @@ configuration with random weights (``--model``, a baseline and a quick test):
 * ``retrieval DIR``: image->text and text->image Recall@1/5/10 on a folder of images with
   a captions file;
 * ``predict --labels "cat,dog" IMAGE...``: the top-k labels of each image with their
-  probabilities.
+  probabilities;
+* ``interpolate ZERO_SHOT FINE_TUNED --alpha A --out MIXED.npz``: WiSE-FT's weight-space
+  mix of a fine-tuned model and the one it started from (``wise_ft.py``);
+* ``wise-ft ZERO_SHOT FINE_TUNED --eval-dir A --eval-dir B``: zero-shot top-1 of that mix
+  on each folder for several α, as JSON and a PNG.
 
 ``--json FILE`` also writes the numbers to a file. A problem with the inputs (a missing
 folder, a bad captions file, ...) ends with one ``error:`` line naming it and exit code 2,
@@ -22,16 +26,18 @@ from pathlib import Path
 import numpy as np
 
 from .. import nn
-from ..data.folders import Skipped, read_caption_folder
+from ..data import Skipped, read_caption_folder, read_classification_folder
+from ..data.images import preprocess_in_batches
 from ..data.preprocess import Preprocess
 from ..models import available_configs, create_model
 from ..models.pretrained import load
 from ..system.program import UsageError, run_program
+from ..weights import save_npz
 from .classification import DEFAULT_TEMPLATES, read_templates, zero_shot_scores
 from .features import encode_image_files, tokenizer_for
-from .folders import preprocess_in_batches, read_classification_folder
 from .linear_probe import linear_probe, stratified_split
 from .retrieval import RECALL_AT, retrieval_recall
+from .wise_ft import best_alpha, first_mismatch, interpolate, model_state, plot_sweep, sweep
 from .zeroshot import encode_texts, zero_shot_classifier, zero_shot_predict
 
 PROG = "python -m miniclip.evaluation"
@@ -41,7 +47,19 @@ class InputError(UsageError):
 
 
 def build_parser():
-    common = argparse.ArgumentParser(add_help=False)
+    shared = argparse.ArgumentParser(add_help=False)  # options of every command
+    shared.add_argument("--tokenizer", metavar="FILE",
+                        help="OpenAI's merges file (or a Hugging Face folder) for released "
+                             "weights, if no clip/open_clip package provides it")
+    shared.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the model runs (default cpu)")
+    shared.add_argument("--batch-size", metavar="N", type=int, default=64,
+                        help="images decoded and encoded at a time (default 64)")
+    shared.add_argument("--seed", metavar="N", type=int, default=0,
+                        help="seed of --model's random weights and of data splits (default 0)")
+    shared.add_argument("--json", metavar="FILE", help="also write the results to this file")
+    shared.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    common = argparse.ArgumentParser(add_help=False, parents=[shared])
     which = common.add_mutually_exclusive_group(required=True)
     which.add_argument("--weights", metavar="PATH_OR_NAME",
                        help="weights to evaluate: a released name (e.g. ViT-B/32) or a .pt, "
@@ -49,17 +67,6 @@ def build_parser():
     which.add_argument("--model", metavar="NAME",
                        help="a configuration with random weights instead (a baseline, or a "
                             f"quick test): {', '.join(available_configs())}")
-    common.add_argument("--tokenizer", metavar="FILE",
-                        help="OpenAI's merges file (or a Hugging Face folder) for released "
-                             "weights, if no clip/open_clip package provides it")
-    common.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="where the model runs (default cpu)")
-    common.add_argument("--batch-size", metavar="N", type=int, default=64,
-                        help="images decoded and encoded at a time (default 64)")
-    common.add_argument("--seed", metavar="N", type=int, default=0,
-                        help="seed of --model's random weights and of data splits (default 0)")
-    common.add_argument("--json", metavar="FILE", help="also write the results to this file")
-    common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     templates = argparse.ArgumentParser(add_help=False)
     templates.add_argument("--templates", metavar="FILE",
                            help="prompt templates, one per line with {} for the class name "
@@ -68,12 +75,16 @@ def build_parser():
 
     parser = argparse.ArgumentParser(
         prog=PROG, description="Evaluate a CLIP: zero-shot classification, linear probe, "
-                               "image-text retrieval, or labelling single images.",
+                               "image-text retrieval, labelling single images, or mixing a "
+                               "fine-tuned CLIP with its start (WiSE-FT).",
         epilog="examples:\n"
                f"  {PROG} classify photos/ --weights ViT-B/32\n"
                f"  {PROG} classify test/ --train-dir train/ --linear-probe --weights m.npz\n"
                f"  {PROG} retrieval flickr/ --weights m.npz --json results.json\n"
                f"  {PROG} predict --labels 'cat,dog' cat.png --weights ViT-B/32\n"
+               f"  {PROG} interpolate zs.npz run/checkpoint.npz --alpha 0.5 --out mixed.npz\n"
+               f"  {PROG} wise-ft zs.npz run/checkpoint.npz --eval-dir clean/ --eval-dir "
+               "shifted/\n"
                "Run a command with --help for its options.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -105,7 +116,56 @@ def build_parser():
     predict.add_argument("--labels", required=True, help='comma-separated labels, e.g. "cat,dog"')
     predict.add_argument("--top-k", metavar="K", type=int, default=5,
                          help="labels shown per image (default 5)")
+    mix = commands.add_parser(
+        "interpolate", parents=[shared], help="WiSE-FT: mix two checkpoints in weight space",
+        description="Write θ(α) = (1 - α)·ZERO_SHOT + α·FINE_TUNED, key by key, as an .npz "
+                    "that miniclip.load reads. The two must have one architecture (the first "
+                    "mismatched key is named) and should share an initialisation: FINE_TUNED "
+                    "fine-tuned from ZERO_SHOT.")
+    _add_checkpoint_pair(mix)
+    mix.add_argument("--alpha", metavar="A", type=float, required=True,
+                     help="the weight of FINE_TUNED, in [0, 1] (0: ZERO_SHOT itself)")
+    mix.add_argument("--out", metavar="MIXED.npz", required=True, help="the file to write")
+    wise_ft = commands.add_parser(
+        "wise-ft", parents=[shared, templates], help="WiSE-FT: zero-shot accuracy against α",
+        description="Zero-shot top-1 of θ(α) on each --eval-dir (class sub-folders, as for "
+                    "classify) for each of --alphas, written to --json and a PNG plot. Give "
+                    "the reference folder (the zero-shot model's distribution) and the "
+                    "target one (the fine-tuning distribution).")
+    _add_checkpoint_pair(wise_ft)
+    wise_ft.add_argument("--alphas", metavar="A,B,...", type=_alphas,
+                         default=_alphas(DEFAULT_ALPHAS),
+                         help=f"the α to evaluate, comma-separated (default {DEFAULT_ALPHAS})")
+    wise_ft.add_argument("--eval-dir", metavar="DIR", action="append", required=True,
+                         help="a folder of class sub-folders to score; give it twice or more")
+    wise_ft.add_argument("--plot", metavar="FILE", default="wise_ft.png",
+                         help="the PNG of accuracy against α (default wise_ft.png; the "
+                              "numbers go to --json, by default the PNG's name with .json)")
     return parser
+
+
+#: The α of ``wise-ft`` by default, the WiSE-FT paper's coarse grid.
+DEFAULT_ALPHAS = "0,0.25,0.5,0.75,1"
+
+
+def _add_checkpoint_pair(command):
+    command.add_argument("zero_shot", metavar="ZERO_SHOT",
+                         help="the weights fine-tuning started from (any that miniclip.load "
+                              "reads: a released name, .pt, .npz, .safetensors, a folder)")
+    command.add_argument("fine_tuned", metavar="FINE_TUNED",
+                         help="the fine-tuned weights (e.g. a run's checkpoint.npz)")
+
+
+def _alphas(text):
+    try:
+        alphas = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers "
+                                         "such as 0,0.5,1") from None
+    if not alphas or any(not 0 <= a <= 1 for a in alphas):
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more α in [0, 1], e.g. "
+                                         f"{DEFAULT_ALPHAS}")
+    return sorted(set(alphas))
 
 
 def main(argv=None):
@@ -266,4 +326,69 @@ def predict(args):
     return results, 1 if len(skipped) else 0
 
 
-COMMANDS = {"classify": classify, "retrieval": retrieval, "predict": predict}
+def _checkpoint_pair(args):
+    """The model weights of ZERO_SHOT and FINE_TUNED, checked to have one architecture."""
+    try:
+        pair = model_state(args.zero_shot), model_state(args.fine_tuned)
+    except RuntimeError as error:  # a download that failed
+        raise InputError(f"{error}. Offline? Download the file elsewhere and pass its "
+                         "path instead") from error
+    mismatch = first_mismatch(*pair)
+    if mismatch:
+        raise InputError(f"{args.zero_shot} and {args.fine_tuned} have different "
+                         f"architectures: {mismatch}; mix a fine-tuned model with the weights "
+                         "it started from")
+    return pair
+
+
+def interpolate_checkpoints(args):
+    mixed = interpolate(*_checkpoint_pair(args), args.alpha)
+    save_npz(args.out, mixed)
+    print(f"wrote {args.out}: {1 - args.alpha:g} x {args.zero_shot} + {args.alpha:g} x "
+          f"{args.fine_tuned} ({len(mixed)} arrays); load it with miniclip.load({args.out!r})")
+    return {"command": args.command, "zero_shot": args.zero_shot,
+            "fine_tuned": args.fine_tuned, "alpha": args.alpha, "out": args.out}, 0
+
+
+def wise_ft(args):
+    folders = [read_classification_folder(folder) for folder in args.eval_dir]
+    templates = _templates(args)
+    zero_shot, fine_tuned = _checkpoint_pair(args)
+
+    def evaluate(model):
+        model.to(args.device)
+        tokenizer = tokenizer_for(model, args.tokenizer)
+        preprocess = Preprocess(model.input_resolution)
+        top1 = {}
+        for given, folder in zip(args.eval_dir, folders):
+            features, kept, _ = encode_image_files(model, preprocess, folder.paths,
+                                                   args.batch_size)
+            top1[given] = zero_shot_scores(model, features, folder.labels[kept],
+                                           folder.classnames, templates, tokenizer)["top1"]
+        return top1
+
+    rows = sweep(zero_shot, fine_tuned, args.alphas, evaluate)
+    accuracies = {given: [row[given] for row in rows] for given in args.eval_dir}
+    means = np.mean(list(accuracies.values()), axis=0).tolist()              # [A]
+    best, beats_both = best_alpha(args.alphas, means)
+    widths = [max(len(given), 6) for given in args.eval_dir]
+    print("zero-shot top-1 of (1 - α)·zero-shot + α·fine-tuned:")
+    print("  α      " + "  ".join(f"{given:>{width}}" for given, width
+                                  in zip(args.eval_dir, widths)) + "    mean")
+    for row, mean in zip(rows, means):
+        print(f"  {row['alpha']:<5g}  " + "  ".join(f"{_percent(row[given]):>{width}}" for
+                                                    given, width in zip(args.eval_dir, widths))
+              + f"  {_percent(mean):>6}")
+    print(f"best mean at α = {best:g}: {_percent(max(means))}, "
+          + ("above both ends" if beats_both else "not above both ends"))
+    plot_sweep(args.plot, args.alphas, accuracies)
+    print(f"plot written to {args.plot}")
+    args.json = args.json or str(Path(args.plot).with_suffix(".json"))  # main writes it
+    return {"command": args.command, "zero_shot": args.zero_shot,
+            "fine_tuned": args.fine_tuned, "alphas": args.alphas, "eval_dirs": args.eval_dir,
+            "templates": templates, "top1": accuracies, "mean_top1": means,
+            "best_alpha": best, "best_beats_both_ends": beats_both, "plot": args.plot}, 0
+
+
+COMMANDS = {"classify": classify, "retrieval": retrieval, "predict": predict,
+            "interpolate": interpolate_checkpoints, "wise-ft": wise_ft}

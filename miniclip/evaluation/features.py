@@ -7,9 +7,9 @@ import functools
 
 import numpy as np
 
-from ..data.folders import Skipped
+from ..data import Skipped
+from ..data.images import preprocess_in_batches
 from ..tokenizer import default_tokenizer, load_tokenizer
-from .folders import preprocess_in_batches
 from .zeroshot import encode_images
 
 #: The vocabulary size of OpenAI's released models (its tokenizer is not shipped).
@@ -44,7 +44,7 @@ def encode_image_files(model, preprocess, paths, batch_size=256):
 
     Returns ``(features [n, E] float32, indices [n] int64, skipped)``: ``indices`` are the
     positions in ``paths`` of the ``n`` readable images, ``skipped`` a
-    :class:`~miniclip.data.folders.Skipped` of the rest (also issued as a
+    :class:`~miniclip.data.problems.Skipped` of the rest (also issued as a
     warning). Images are decoded ``batch_size`` at a time, so memory holds one batch of
     pixels, not the whole folder.
     """

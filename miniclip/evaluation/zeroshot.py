@@ -53,8 +53,19 @@ def encode_images(model, images, batch_size=256):
 
 
 def encode_texts(model, tokens, batch_size=256):
-    """Unit-length text embeddings ``[N, E]`` of token ids ``[N, C]``."""
-    return _encode_in_chunks(model.encode_text, tokens, _model_device(model), batch_size)
+    """Unit-length text embeddings ``[N, E]`` of token ids ``[N, C]``, in their order.
+
+    The rows are encoded in chunks of similar length: sorted by the position of their
+    end-of-text token (the largest id of a row), since ``encode_text`` runs the text tower
+    only up to the last one of its batch, so one long prompt widens only its own chunk.
+    """
+    tokens = np.asarray(tokens)
+    order = np.argsort(tokens.argmax(axis=-1), kind="stable")           # shortest first
+    sorted_features = _encode_in_chunks(model.encode_text, tokens[order], _model_device(model),
+                                        batch_size)                      # [N, E], sorted
+    features = np.empty_like(sorted_features)
+    features[order] = sorted_features                                   # the caller's order
+    return features
 
 
 def zero_shot_classifier(model, classnames, templates, tokenizer):

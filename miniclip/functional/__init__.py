@@ -8,7 +8,8 @@ Where to find an op's backward:
                         masked_fill, astype, to_device
 * ``shape.py``          reshape, transpose/permute, broadcast_to, indexing, cat/stack/split
 * ``reduce.py``         sum, mean, max, norm (and argmax, which has no gradient)
-* ``activation.py``     relu, gelu, quick_gelu, sigmoid, tanh, softmax, log_softmax
+* ``activation.py``     relu, gelu, quick_gelu, sigmoid, log_sigmoid, tanh, softmax,
+                        log_softmax
 * ``layers.py``         linear, embedding, dropout
 * ``normalization.py``  layer_norm, batch_norm, normalize
 * ``conv.py``           conv2d, avg_pool2d, max_pool2d, adaptive_avg_pool2d
@@ -17,7 +18,16 @@ Where to find an op's backward:
 * ``gradcheck.py``      finite-difference checks of every backward (not imported here)
 * ``support.py``        what several ops share: argument checks, the stable log-softmax
 """
-from .activation import gelu, log_softmax, quick_gelu, relu, sigmoid, softmax, tanh
+from .activation import (
+    gelu,
+    log_sigmoid,
+    log_softmax,
+    quick_gelu,
+    relu,
+    sigmoid,
+    softmax,
+    tanh,
+)
 from .conv import adaptive_avg_pool2d, avg_pool2d, conv2d, max_pool2d
 from .cross_entropy import cross_entropy
 from .layers import dropout, embedding, linear

@@ -1,4 +1,4 @@
-"""Activations (relu, gelu, quick_gelu, sigmoid, tanh) and softmax / log_softmax.
+"""Activations (relu, gelu, quick_gelu, sigmoid, log_sigmoid, tanh) and softmax / log_softmax.
 
 Elementwise activations have a diagonal Jacobian, so each backward is
 ``dL/dx = gy * f'(x)``; the derivations below only work out ``f'``. Where ``f'`` can be
@@ -96,6 +96,30 @@ class Sigmoid(Function):
         return gy * self.y * (1.0 - self.y)
 
 
+class LogSigmoid(Function):
+    """y = log s(x) = -log(1 + e^-x), the log-probability of a binary "yes" (SigLIP's loss
+    and the bag-of-words prediction loss, ``training/siglip.py``, are sums of it).
+
+    Computed as min(x, 0) - log(1 + e^-|x|): for x >= 0 that is the definition, and for
+    x < 0 it is x - log(1 + e^x), the same value (log(1 + e^-x) = -x + log(e^x + 1)), so
+    no exponent is positive and nothing overflows where log(sigmoid(x)) would give
+    log(0) = -inf from x = -750 on (float64), -104 (float32).
+
+    f'(x) = s'(x) / s(x) = s(x)(1 - s(x)) / s(x) = 1 - s(x) = s(-x), saved from the
+    forward in the accumulation dtype (float32 for float16 inputs, as softmax does).
+    """
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        x32 = x.astype(backend.accumulation_dtype(x.dtype), copy=False)
+        self.slope = _sigmoid(-x32)
+        y = xp.minimum(x32, 0.0) - xp.log1p(xp.exp(-xp.abs(x32)))
+        return y.astype(x.dtype)
+
+    def backward(self, gy):
+        return gy.astype(self.slope.dtype, copy=False) * self.slope
+
+
 class Tanh(Function):
     """y = tanh x;  f'(x) = 1 / cosh^2 x = 1 - tanh^2 x = 1 - y^2."""
 
@@ -184,6 +208,11 @@ def quick_gelu(input):
 
 def sigmoid(input):
     return Sigmoid()(input)
+
+
+def log_sigmoid(input):
+    """log(sigmoid(input)), computed stably (finite for any finite input)."""
+    return LogSigmoid()(input)
 
 
 def tanh(input):

@@ -13,8 +13,11 @@ the closed-form backward is a few array operations.
 Statistics of float16 inputs are computed in float32 and the output cast back, as CLIP's
 LayerNorm does (see ``backend.accumulation_dtype``).
 """
+import numpy as np
+
 from .. import backend
 from ..autograd import Function, Tensor
+from .activation import ReLU
 from .support import wrap_dim
 
 
@@ -121,7 +124,8 @@ class BatchNorm(_AffineNormalization):
 
     Training: the batch's mean and biased variance normalise x, and the running
     estimates move towards the batch's mean and *unbiased* variance (var * n / (n - 1)),
-    in place. Evaluation: the running estimates normalise x and are constants.
+    in place. Evaluation (``FrozenBatchNorm`` runs it, this class can too): the running
+    estimates normalise x and are constants.
     """
 
     def __init__(self, running_mean, running_var, training, momentum, eps, has_weight,
@@ -151,6 +155,76 @@ class BatchNorm(_AffineNormalization):
         unbiased = var.reshape(-1) * (n / (n - 1))
         self.running_mean[...] = (1 - m) * self.running_mean + m * mean.reshape(-1)
         self.running_var[...] = (1 - m) * self.running_var + m * unbiased
+
+
+@backend.fuse
+def _scale_shift(xp, x, scale, shift):
+    """x s + t, in one GPU kernel."""
+    return x * scale + shift
+
+
+@backend.fuse
+def _scale_shift_relu(xp, x, scale, shift):
+    """max(x s + t, 0), in one GPU kernel."""
+    return xp.maximum(x * scale + shift, 0)
+
+
+class FrozenBatchNorm(Function):
+    """Batch norm with fixed statistics (evaluation), optionally followed by ReLU, as one
+    per-channel affine map: y = x s + t (then max(., 0)) with
+
+        s = w r,  t = b - mu s,   r = (var + eps)^(-1/2),
+
+    folded once per call from the C running statistics, so the op is two passes over x
+    instead of the four of (x - mu) r w + b, and ReLU adds no pass of its own.
+
+    Backward. With z = x s + t and y = relu(z), dL/dz = gy [z > 0] (= gy without ReLU);
+    z is linear in x, w and b: dL/dx = dL/dz s, dL/db = sum_p dL/dz and, since
+    dz/dw = (x - mu) r, dL/dw = r (sum_p dL/dz x - mu sum_p dL/dz), sums over every
+    position p of the channel. Nothing but x and y is kept (no xhat).
+    """
+
+    def __init__(self, running_mean, running_var, eps, has_weight, has_bias, relu):
+        self.running_mean, self.running_var = running_mean, running_var
+        self.eps, self.has_weight, self.has_bias, self.relu = eps, has_weight, has_bias, relu
+
+    def forward(self, x, *affine):
+        xp = backend.get_array_module(x)
+        x32 = x.astype(backend.accumulation_dtype(x.dtype), copy=False)
+        channels = (x.shape[1],) + (1,) * (x.ndim - 2)                  # [C, 1, 1]
+        self.across = (0,) + tuple(range(2, x.ndim))                   # N (and H, W)
+        # In x32's dtype: float16 buffers (a .half() model) would round var + eps.
+        self.mean = self.running_mean.reshape(channels).astype(x32.dtype, copy=False)
+        var = self.running_var.reshape(channels).astype(x32.dtype, copy=False)
+        self.rstd = 1.0 / xp.sqrt(var + self.eps)
+        weight = affine[0].reshape(channels) if self.has_weight else None
+        self.scale = self.rstd if weight is None else self.rstd * weight
+        shift = -self.mean * self.scale
+        if self.has_bias:
+            shift = shift + affine[-1].reshape(channels)
+        self.x = x32
+        if xp is np:  # in place: one new array, not the two or three of the expression
+            y = x32 * self.scale
+            y += shift
+            if self.relu:
+                np.maximum(y, 0, out=y)
+        else:  # one fused kernel on a GPU
+            y = (_scale_shift_relu if self.relu else _scale_shift)(x32, self.scale, shift)
+        self.y = y if self.relu else None
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        gz = gy.astype(self.x.dtype, copy=False)
+        if self.relu:
+            gz = gz * (self.y > 0)
+        grads = [gz * self.scale]
+        sum_gz = gz.sum(axis=self.across) if self.has_weight or self.has_bias else None
+        if self.has_weight:
+            sum_gz_x = (gz * self.x).sum(axis=self.across)
+            grads.append(self.rstd.reshape(-1) * (sum_gz_x - self.mean.reshape(-1) * sum_gz))
+        if self.has_bias:
+            grads.append(sum_gz)
+        return tuple(grads)
 
 
 class Normalize(Function):
@@ -202,13 +276,15 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
+               momentum=0.1, eps=1e-5, relu=False):
     """Normalise each channel of input [N, C] or [N, C, H, W] (any trailing axes).
 
     ``running_mean`` / ``running_var`` [C] are arrays or Tensors (a module's buffers). In
     training they are updated in place: running = (1 - momentum) running + momentum batch,
     with the unbiased batch variance; they may then be None (no tracking). In evaluation
-    they normalise the input.
+    they normalise the input, as one fused per-channel scale and shift
+    (``FrozenBatchNorm``). ``relu=True`` applies ReLU to the result, fused into the same
+    pass in evaluation: ``relu(batch_norm(x, ...))`` in one op.
     """
     if input.ndim < 2:
         raise ValueError(f"batch_norm: input must be [N, C, ...], got shape {input.shape}")
@@ -229,9 +305,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"batch_norm: training needs more than one value per channel, got "
                          f"input of shape {input.shape}")
     affine = _check_params("batch_norm", (channels,), weight=weight, bias=bias)
-    op = BatchNorm(stats[0], stats[1], training, momentum, eps, weight is not None,
-                   bias is not None)
-    return op(input, *affine)
+    has_weight, has_bias = weight is not None, bias is not None
+    if not training:
+        return FrozenBatchNorm(stats[0], stats[1], eps, has_weight, has_bias, relu)(input, *affine)
+    y = BatchNorm(stats[0], stats[1], training, momentum, eps, has_weight, has_bias)(input, *affine)
+    return ReLU()(y) if relu else y
 
 
 def normalize(input, p=2.0, dim=1, eps=1e-12):

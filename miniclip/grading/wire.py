@@ -10,6 +10,7 @@ import base64
 import collections
 import io
 import json
+import math
 
 import numpy as np
 
@@ -54,8 +55,7 @@ def _decode(value):
     if isinstance(value, list):
         return [_decode(item) for item in value]
     if isinstance(value, dict) and set(value) == {"array", "scalar"}:
-        array = np.load(io.BytesIO(base64.b64decode(value["array"], validate=True)),
-                        allow_pickle=False)
+        array = _array(base64.b64decode(value["array"], validate=True))
         return array[()] if value["scalar"] else array
     if isinstance(value, dict) and set(value) == {"tuple"}:
         return tuple(_decode(item) for item in value["tuple"])
@@ -63,6 +63,23 @@ def _decode(value):
         items = dict((_hashable(_decode(k)), _decode(v)) for k, v in value["dict"])
         return collections.Counter(items) if value["counter"] else items
     raise WireError(f"not a value of this protocol: {str(value)[:80]}")
+
+
+def _array(data):
+    """The array of the ``.npy`` bytes ``data``, its header checked against them first:
+    ``np.load`` allocates the declared shape before it reads, so a lying header could ask
+    the grader for terabytes."""
+    stream = io.BytesIO(data)
+    try:
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}
+        shape, _, dtype = read_header[np.lib.format.read_magic(stream)](stream)
+    except (KeyError, ValueError) as error:
+        raise WireError(f"an array whose .npy header cannot be read ({error})") from None
+    if dtype.hasobject or math.prod(shape) * dtype.itemsize != len(data) - stream.tell():
+        raise WireError(f"an array whose header (shape {shape}, {dtype}) does not match its "
+                        f"{len(data) - stream.tell()} bytes")
+    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 def _hashable(key):

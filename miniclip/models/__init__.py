@@ -7,7 +7,15 @@
 * ``clip.py``              ``CLIP`` (both towers and the temperature) and ``build_model``
 * ``configs.py``           the released configurations, teaching presets and ``create_model``
 * ``pretrained.py``        ``load``: a released or saved CLIP and its preprocessing
+* ``flops.py``             the FLOPs of a forward and a training step, for MFU
+
+The paper's Figure 2 objectives put other text sides beside the same image tower:
+
+* ``image_tower.py``       CLIP's image tower on its own, started as CLIP's would be
+* ``bag_of_words.py``      bag-of-words prediction, and CLIP with a bag-of-words text encoder
+* ``captioner.py``         the captioning language model (image features as a prefix)
 """
+from . import flops
 from .clip import CLIP, build_model, infer_config, vision_kind
 from .configs import (
                       MINICLIP_VOCAB_SIZE,

@@ -2,7 +2,8 @@
 import os
 
 from ..data.preprocess import Preprocess
-from ..weights import hub, load_state_dict
+from ..weights import CheckpointError, hub, load_state_dict
+from ..weights.errors import summary
 from .clip import build_model
 
 #: The prefix of the model's arrays in a training state (``training/state.py``).
@@ -21,20 +22,35 @@ def load(name_or_path, device="cpu", download_root=None):
       model weights are read, its optimiser state ignored.
     * ``device``: ``"cpu"`` or ``"cuda"``.
 
+    A damaged or unsupported file, or one whose tensors do not make a CLIP, raises a
+    ``miniclip.weights.CheckpointError`` (a ``ValueError``) naming the file and the fix.
+
     The model is float32 and in eval mode; ``preprocess`` turns a PIL image (or an image
     file's path) into the float32 array ``[3, R, R]`` the model expects.
     """
+    path = weights_path(name_or_path, download_root)
+    state_dict = model_weights(load_state_dict(path))
+    try:
+        model = build_model(state_dict)
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as error:
+        raise CheckpointError(path, None, f"its tensors do not make a CLIP ({summary(error)})",
+                              "expected the weights of a CLIP model, under OpenAI's or "
+                              "transformers' names") from error
+    return model.to(device), Preprocess(model.input_resolution)
+
+
+def weights_path(name_or_path, download_root=None):
+    """The local file or folder ``load`` reads for ``name_or_path``: a released model's
+    file (downloaded once into ``download_root`` or the cache folder, hash-checked), or
+    the path itself if it exists; ``FileNotFoundError`` otherwise."""
     name_or_path = os.fspath(name_or_path)
     if name_or_path in hub.available_models():
-        path = hub.download(name_or_path, root=download_root)
-    elif os.path.exists(name_or_path):
-        path = name_or_path
-    else:
-        raise FileNotFoundError(
-            f"{name_or_path!r} is neither a released model ({', '.join(hub.available_models())}) "
-            "nor an existing checkpoint file or folder")
-    model = build_model(model_weights(load_state_dict(path))).to(device)
-    return model, Preprocess(model.input_resolution)
+        return hub.download(name_or_path, root=download_root)
+    if os.path.exists(name_or_path):
+        return name_or_path
+    raise FileNotFoundError(
+        f"{name_or_path!r} is neither a released model ({', '.join(hub.available_models())}) "
+        "nor an existing checkpoint file or folder")
 
 
 def model_weights(state_dict):

@@ -59,8 +59,8 @@ class Bottleneck(nn.Module):
         return F.avg_pool2d(x, self.stride) if self.stride > 1 else x
 
     def forward(self, x):                                       # x: [N, inplanes, H, W]
-        out = F.relu(self.bn1(self.conv1(x)))                   # [N, planes, H, W]
-        out = F.relu(self.bn2(self.conv2(out)))                 # [N, planes, H, W]
+        out = self.bn1(self.conv1(x), relu=True)                # [N, planes, H, W]
+        out = self.bn2(self.conv2(out), relu=True)              # [N, planes, H, W]
         out = self.bn3(self.conv3(self._pool(out)))             # [N, 4 planes, H/s, W/s]
         identity = x if self.downsample is None else self.downsample(self._pool(x))
         return F.relu(out + identity)
@@ -141,9 +141,9 @@ class ModifiedResNet(nn.Module):
                 nn.init.zeros_(block.bn3.weight)
 
     def stem(self, x):                                          # x: [N, 3, R, R]
-        x = F.relu(self.bn1(self.conv1(x)))                     # [N, w/2, R/2, R/2]
-        x = F.relu(self.bn2(self.conv2(x)))                     # [N, w/2, R/2, R/2]
-        x = F.relu(self.bn3(self.conv3(x)))                     # [N, w, R/2, R/2]
+        x = self.bn1(self.conv1(x), relu=True)                  # [N, w/2, R/2, R/2]
+        x = self.bn2(self.conv2(x), relu=True)                  # [N, w/2, R/2, R/2]
+        x = self.bn3(self.conv3(x), relu=True)                  # [N, w, R/2, R/2]
         return F.avg_pool2d(x, 2)                               # [N, w, R/4, R/4]
 
     def forward(self, x):                                       # x: [N, 3, R, R]

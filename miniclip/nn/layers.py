@@ -111,10 +111,12 @@ class BatchNorm2d(Module):
         self.register_buffer("running_var", np.ones(num_features, dtype=np.float32))
         self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """The normalised x; ``relu=True`` gives relu of it, fused in eval mode."""
         # The running statistics are raw arrays that F.batch_norm updates in place.
         y = F.batch_norm(x, self.running_mean.data, self.running_var.data, self.weight,
-                         self.bias, training=self.training, momentum=self.momentum, eps=self.eps)
+                         self.bias, training=self.training, momentum=self.momentum, eps=self.eps,
+                         relu=relu)
         if self.training:
             self.num_batches_tracked.data += 1
         return y

@@ -123,9 +123,10 @@ def _loaded_libraries():
         return sorted(glob.glob(os.path.join(root, "numpy*libs", "*")))
 
 
-def openblas_functions():
-    """``(set_num_threads, get_num_threads)`` of the OpenBLAS NumPy uses, as ctypes
-    functions, or ``(None, None)`` if there is none (NumPy linked to MKL or Accelerate)."""
+def openblas_symbol(names):
+    """The first of ``names`` that the OpenBLAS NumPy uses exports, as a ctypes function
+    (its types still to be set), or None (no such symbol, or NumPy linked to MKL or
+    Accelerate)."""
     import numpy  # noqa: F401  (loads NumPy's BLAS, so that it is mapped)
     for path in _loaded_libraries():
         if "blas" not in os.path.basename(path).lower():
@@ -134,14 +135,22 @@ def openblas_functions():
             library = ctypes.CDLL(path)
         except OSError:
             continue
-        setter = next((getattr(library, name) for name in SETTERS if hasattr(library, name)), None)
-        getter = next((getattr(library, name) for name in GETTERS if hasattr(library, name)), None)
-        if setter is not None and getter is not None:
-            # The argument is a C int in every build (even the 64-bit-integer ones).
-            setter.argtypes, setter.restype = [ctypes.c_int], None
-            getter.argtypes, getter.restype = [], ctypes.c_int
-            return setter, getter
-    return None, None
+        symbol = next((getattr(library, name) for name in names if hasattr(library, name)), None)
+        if symbol is not None:
+            return symbol
+    return None
+
+
+def openblas_functions():
+    """``(set_num_threads, get_num_threads)`` of the OpenBLAS NumPy uses, as ctypes
+    functions, or ``(None, None)`` if there is none (NumPy linked to MKL or Accelerate)."""
+    setter, getter = openblas_symbol(SETTERS), openblas_symbol(GETTERS)
+    if setter is None or getter is None:
+        return None, None
+    # The argument is a C int in every build (even the 64-bit-integer ones).
+    setter.argtypes, setter.restype = [ctypes.c_int], None
+    getter.argtypes, getter.restype = [], ctypes.c_int
+    return setter, getter
 
 
 def blas_threads():

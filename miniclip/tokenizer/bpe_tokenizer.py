@@ -17,8 +17,10 @@ With OpenAI's 48,894 merges this gives 49,408 ids, start 49406 and end 49407.
 """
 
 import gzip
+import io
 import operator
 import warnings
+import zlib
 from collections import Counter
 
 import numpy as np
@@ -105,13 +107,38 @@ def _short(text, limit=60):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: The largest merges file read, after decompression: OpenAI's is 1.7 MB, so more is not a
+#: merges file (and a small gzip file can inflate to gigabytes).
+MAX_MERGES_FILE_BYTES = 64 << 20
+
+#: What a merges file is, for the errors.
+MERGES_FILE = ("expected a merges file: OpenAI's bpe_simple_vocab_16e6.txt.gz, a Hugging Face "
+               "merges.txt or one written by BPETokenizer.save")
+
+
 def _read_text_file(path):
-    """Read a UTF-8 file that may be gzip-compressed (recognised by its first bytes)."""
+    """Read a UTF-8 file that may be gzip-compressed (recognised by its first bytes).
+
+    Raises ``ValueError`` naming the file for a damaged gzip stream, a file over
+    :data:`MAX_MERGES_FILE_BYTES` and bytes that are not UTF-8 text.
+    """
     with open(path, "rb") as file:
-        data = file.read()
+        data = file.read(MAX_MERGES_FILE_BYTES + 1)
     if data[:2] == b"\x1f\x8b":  # the gzip magic number
-        data = gzip.decompress(data)
-    return data.decode("utf-8")
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+                data = stream.read(MAX_MERGES_FILE_BYTES + 1)
+        except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError
+            raise ValueError(f"{path}: a damaged or truncated gzip file ({error}); download it "
+                             "again") from error
+    if len(data) > MAX_MERGES_FILE_BYTES:
+        raise ValueError(f"{path}: over {MAX_MERGES_FILE_BYTES >> 20} MiB of text; {MERGES_FILE}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise ValueError(f"{path}, line {line}: not UTF-8 text (byte "
+                         f"{data[error.start:error.start + 1]!r}); {MERGES_FILE}") from None
 
 
 class BPETokenizer:
@@ -319,14 +346,26 @@ class BPETokenizer:
             max_merges: use only the first this many merges. OpenAI's file holds
                 262,144 merges but CLIP uses only the first 48,894;
                 ``miniclip.load_tokenizer`` passes that limit.
+
+        Raises ``FileNotFoundError`` for a missing file, and one ``ValueError`` naming the
+        file, the line where it applies, and what a merges file is, for a damaged one:
+        a truncated gzip stream, bytes that are not UTF-8, a line that is not two symbols,
+        merges that BPE cannot have learned (binary garbage, or another kind of file).
         """
         lines = _read_text_file(path).split("\n")[1:]
         while lines and not lines[-1].strip():
             lines.pop()  # the file ends with a newline
+        if not lines:
+            raise ValueError(f"{path}: holds no merges (an empty or cut-short file); "
+                             f"{MERGES_FILE}")
         merges = []
         for number, line in enumerate(lines[:max_merges], start=2):
             pair = line.split()
             if len(pair) != 2:
-                raise ValueError(f"{path}, line {number}: expected two symbols, got {line!r}")
+                raise ValueError(f"{path}, line {number}: expected two symbols, got "
+                                 f"{_short(line)!r}; {MERGES_FILE}")
             merges.append(tuple(pair))
-        return cls(merges)
+        try:
+            return cls(merges)
+        except ValueError as error:  # merges that BPE cannot have learned
+            raise ValueError(f"{path}: {error}; {MERGES_FILE}") from error

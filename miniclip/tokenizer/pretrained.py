@@ -5,7 +5,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from .bpe_tokenizer import BPETokenizer
+from .bpe_tokenizer import MAX_MERGES_FILE_BYTES, BPETokenizer
 
 #: Merges CLIP uses. The paper's "49,152 vocab" counts the 256 bytes, the merges and
 #: the two specials; with the 256 bytes + ``</w>`` the real total is 49,408 ids.
@@ -70,7 +70,9 @@ def load_tokenizer(path=None):
               path of that ``vocab.json``: the merges are read from ``merges.txt``
               and ``vocab.json`` is checked to give every token the same id.
 
-    Like the reference, at most the first 48,894 merges of the file are used.
+    Like the reference, at most the first 48,894 merges of the file are used. A damaged
+    merges file or ``vocab.json`` raises one ``ValueError`` naming the file (see
+    :meth:`BPETokenizer.load`).
     """
     path = find_openai_merges() if path is None else Path(path)
     if path.is_dir():
@@ -91,8 +93,15 @@ def _check_vocab_json(tokenizer, vocab_path):
     miniclip derives ids from the merges; a Hugging Face ``vocab.json`` states them.
     They agree for CLIP checkpoints; this makes sure the pair was not mixed up.
     """
-    with open(vocab_path, encoding="utf-8") as file:
-        stated = json.load(file)
+    try:
+        with open(vocab_path, "rb") as file:
+            stated = json.loads(file.read(MAX_MERGES_FILE_BYTES + 1).decode("utf-8"))
+    except (ValueError, RecursionError) as error:  # bad UTF-8 or JSON (or a file too large)
+        raise ValueError(f"{vocab_path}: not a readable JSON vocabulary ({error}); download "
+                         "the Hugging Face folder again") from error
+    if not isinstance(stated, dict):
+        raise ValueError(f"{vocab_path}: a JSON {type(stated).__name__}, not the object of a "
+                         "Hugging Face vocab.json")
     if len(stated) != len(tokenizer.vocab):
         raise ValueError(
             f"{vocab_path} has {len(stated)} tokens but its merges.txt gives {len(tokenizer.vocab)}"

@@ -23,6 +23,9 @@ DEFAULT_BATCH = {"vit": 64, "rn": 32}
 #: three times, so that it learns shapes rather than the pictures themselves.
 DEFAULT_TRAIN_SIZE = 16384
 
+#: The losses ``--loss`` chooses from: CLIP's softmax contrast, SigLIP's pairwise sigmoid.
+LOSSES = ("clip", "siglip")
+
 #: What a run folder holds.
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.json"
@@ -63,13 +66,22 @@ class RunConfig:
     log_every: int
     quiet: bool
     distributed: bool
+    init_from: Optional[str]
+    tokenizer: Optional[str]
+    tower: Optional[str]       # as given: --init-from checks it against its weights
+    lock_image: bool
+    lock_text: bool
+    train_shift: Optional[str]
+    loss: str = "clip"
 
     @classmethod
     def from_args(cls, args):
         """The run that the parsed command line ``args`` asks for (``cli.parse_args``)."""
         given = {field.name: getattr(args, field.name) for field in dataclasses.fields(cls)
                  if hasattr(args, field.name)}
-        given.update(model=TINY_MODELS[args.tower] if args.tiny else args.model,
+        # --init-from weights bring their architecture; a --model given too is checked
+        tiny = args.tiny and not args.init_from
+        given.update(model=TINY_MODELS[args.tower or "vit"] if tiny else args.model,
                      augment=not args.no_augment, out=args.out or default_run_folder())
         return cls(**given)
 

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from ..system.files import atomic_write
 
 
-def _save(figure, path):
+def save_figure(figure, path):
     """Write ``figure`` as a PNG. (Its layout is set by hand: ``tight_layout`` would measure
     every label and take longer than the drawing itself.)"""
     FigureCanvasAgg(figure)
@@ -52,7 +52,7 @@ def plot_training_curves(path, losses, temperatures, evaluations=(), batch_size=
         axes[2].set(xlabel="step", ylabel="zero-shot top-1", title="zero-shot accuracy",
                     ylim=(0, 1))
         axes[2].legend()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_similarity(path, similarity, images, captions):
@@ -72,7 +72,7 @@ def plot_similarity(path, similarity, images, captions):
     ax.set_xticks([])
     ax.set_title("image-text cosine similarity (row: caption, column: picture)")
     figure.colorbar(shown, ax=ax, fraction=0.03)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_predictions(path, images, probabilities, labels, classnames, unseen_classes,
@@ -101,5 +101,5 @@ def plot_predictions(path, images, probabilities, labels, classnames, unseen_cla
         ax.axis("off")
     figure.suptitle("top-3 zero-shot classes of test pictures (* = held out of training)",
                     fontsize=10)
-    _save(figure, path)
+    save_figure(figure, path)
 

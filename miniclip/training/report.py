@@ -11,6 +11,7 @@ import numpy as np
 from . import plots
 from .config import CURVES_PLOT, METRICS, PREDICTIONS_PLOT, SIMILARITY_PLOT
 from .loss import LOGIT_SCALE_INIT
+from .siglip import SIGLIP_LOGIT_SCALE_INIT
 
 #: How many steps at each end of the run the "loss a -> b" summary averages.
 LOSS_WINDOW = 20
@@ -56,12 +57,17 @@ def print_report(metrics, out, evaluation_seconds):
     print(f"trained {steps} step{'s' * (steps != 1)} in {seconds:.1f} s "
           f"({seconds / max(steps, 1):.3f} s/step), evaluated in {evaluation_seconds:.1f} s; "
           f"{metrics['run_seconds']:.1f} s in all")
+    if "images_per_second" in metrics:
+        print(f"{metrics['images_per_second']:.0f} images/s, model FLOP utilisation "
+              f"{metrics['model_flop_utilization']:.0%} of the float32 matmul peak "
+              f"{metrics['matmul_peak_flops'] / 1e9:.0f} GFLOP/s ({metrics['blas']})")
     if losses:
         window = min(LOSS_WINDOW, max(len(losses) // 2, 1))
         print(f"loss {np.mean(losses[:window]):.2f} → {np.mean(losses[-window:]):.2f} "
               f"(mean of the first and last {window} steps)")
     temperature = metrics["temperature"]
-    print(f"temperature {np.exp(-LOGIT_SCALE_INIT):.3f} → {temperature:.3f} "
+    start = SIGLIP_LOGIT_SCALE_INIT if metrics.get("loss") == "siglip" else LOGIT_SCALE_INIT
+    print(f"temperature {np.exp(-start):.3f} → {temperature:.3f} "
           f"(logit scale {1 / temperature:.1f})")
     if "zeroshot_top1_seen" in metrics:
         print(f"zero-shot top-1 over {metrics['class_set']}:\n  {seen_unseen(metrics)} "

@@ -26,6 +26,8 @@ import numpy as np
 
 from .. import backend
 from ..system.files import atomic_write
+from ..weights import CheckpointError, read_npz
+from ..weights.errors import DAMAGED, summary
 
 FORMAT = "miniclip-training-state"
 VERSION = 1
@@ -146,26 +148,112 @@ def load_training_state(path, model, optimizer=None, scaler=None):
     ``model`` (and ``optimizer``, built over the model's parameters the same way as when
     saving) keep their identity; arrays go to the device of the tensors they fill.
     Returns ``{"step": int, "extra": ...}``.
+
+    Reading never writes to ``path``. A damaged file, a file that is not a training state
+    and one saved by a different model or optimiser raise a ``CheckpointError`` (a
+    ``ValueError``) naming the file, the member or field, and the fix. The file is read
+    and checked whole before the model is touched, and the model's ``load_state_dict``
+    changes nothing on a mismatch.
     """
-    with np.load(path, allow_pickle=False) as file:
-        meta = json.loads(str(file["meta"]))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a miniclip training state (no '{FORMAT}' header)")
-        model.load_state_dict({key[len("model/"):]: file[key] for key in file.files
-                               if key.startswith("model/")})
-        if optimizer is not None:
-            if meta["optimizer"] is None:
-                raise ValueError(f"{path} holds no optimiser state")
-            state = {}
-            for key in file.files:
-                if key.startswith("optimizer/"):
-                    _, index, name = key.split("/", 2)
-                    state.setdefault(int(index), {})[name] = file[key]
-            for index, values in meta["optimizer"]["scalars"].items():
-                state.setdefault(int(index), {}).update(values)
-            groups = [{k: tuple(v) if k == "betas" else v for k, v in group.items()}
-                      for group in meta["optimizer"]["param_groups"]]
-            optimizer.load_state_dict({"state": state, "param_groups": groups})
+    try:
+        arrays = read_npz(path)
+        meta = _read_meta(path, arrays)
+    except CheckpointError as error:
+        if error.fix != DAMAGED:
+            raise
+        # a run's own checkpoint is not downloaded: say what can be done instead
+        raise CheckpointError(error.path, error.part, error.problem, _DAMAGED_RUN) \
+            from error.__cause__ or error
+    model_arrays = {key[len("model/"):]: value for key, value in arrays.items()
+                    if key.startswith("model/")}
+    try:
+        model.load_state_dict(model_arrays)
+    except (KeyError, ValueError, TypeError, RuntimeError) as error:
+        raise CheckpointError(path, "the model's tensors", f"do not fit this model "
+                              f"({summary(error)})", _OTHER_RUN) from error
+    if optimizer is not None:
+        if meta["optimizer"] is None:
+            raise CheckpointError(path, "member 'meta.npy'", "holds no optimiser state",
+                                  _OTHER_RUN)
+        try:
+            optimizer.load_state_dict(_optimizer_state(arrays, meta["optimizer"]))
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as error:
+            raise CheckpointError(path, "the optimiser state", f"does not fit this optimiser "
+                                  f"({summary(error)})", _OTHER_RUN) from error
     if scaler is not None and meta["scaler"] is not None:
-        scaler.load_state_dict(meta["scaler"])
+        try:
+            scaler.load_state_dict(meta["scaler"])
+        except (KeyError, ValueError, TypeError) as error:
+            raise CheckpointError(path, "member 'meta.npy', field 'scaler'",
+                                  f"is not a loss scaler's state ({summary(error)})",
+                                  _DAMAGED_RUN) from error
     return {"step": meta["step"], "extra": meta["extra"]}
+
+
+#: The fix for a damaged training state.
+_DAMAGED_RUN = ("the checkpoint is damaged: restore a copy of it, or start the run afresh "
+                "(--overwrite replaces it)")
+
+#: The fix when a training state is intact but belongs to another model or optimiser.
+_OTHER_RUN = ("it was saved by a run with another model or optimiser: resume with that "
+              "run's settings, or start afresh in another --out folder")
+
+#: The entries of ``meta`` and the types they must have.
+_META_TYPES = {"format": str, "version": int, "step": int, "extra": (dict, type(None)),
+               "scaler": (dict, type(None)), "optimizer": (dict, type(None))}
+
+
+def _read_meta(path, arrays):
+    """The ``meta`` entry of a training state's arrays, checked field by field."""
+    part = "member 'meta.npy'"
+    meta_array = arrays.get("meta")
+    if meta_array is None or meta_array.shape != () or meta_array.dtype.kind != "U":
+        raise CheckpointError(path, None, f"is not a miniclip training state (no '{FORMAT}' "
+                              "header)", "pass the checkpoint.npz of a python -m miniclip.train "
+                              "run")
+    try:
+        meta = json.loads(str(meta_array))
+    except ValueError as error:  # json's errors (and RecursionError's kin) on damaged text
+        raise CheckpointError(path, part, f"is not valid JSON ({summary(error)})") from error
+    except RecursionError as error:
+        raise CheckpointError(path, part, "nests JSON too deeply") from error
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(path, None, f"is not a miniclip training state (no '{FORMAT}' "
+                              "header)", "pass the checkpoint.npz of a python -m miniclip.train "
+                              "run")
+    for name, kind in _META_TYPES.items():
+        if not isinstance(meta.get(name), kind) or isinstance(meta.get(name), bool):
+            raise CheckpointError(path, f"{part}, field {name!r}", f"is "
+                                  f"{type(meta.get(name)).__name__}, not what a training state "
+                                  "holds there")
+    if meta["version"] != VERSION:
+        raise CheckpointError(path, f"{part}, field 'version'", f"is {meta['version']}; this "
+                              f"miniclip reads version {VERSION}",
+                              "resume with the miniclip version that saved it")
+    if meta["step"] < 0:
+        raise CheckpointError(path, f"{part}, field 'step'", f"is {meta['step']}")
+    optimizer = meta["optimizer"]
+    if optimizer is not None and not (isinstance(optimizer.get("param_groups"), list)
+                                      and all(isinstance(group, dict)
+                                              for group in optimizer["param_groups"])
+                                      and isinstance(optimizer.get("scalars"), dict)
+                                      and all(isinstance(values, dict)
+                                              for values in optimizer["scalars"].values())):
+        raise CheckpointError(path, f"{part}, field 'optimizer'", "is not an optimiser's "
+                              "param_groups and scalars")
+    return meta
+
+
+def _optimizer_state(arrays, saved):
+    """``optimizer.state_dict()`` as it was saved: arrays from ``optimizer/<index>/<name>``,
+    scalars and groups from ``meta``."""
+    state = {}
+    for key, value in arrays.items():
+        if key.startswith("optimizer/"):
+            _, index, name = key.split("/", 2)
+            state.setdefault(int(index), {})[name] = value
+    for index, values in saved["scalars"].items():
+        state.setdefault(int(index), {}).update(values)
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in group.items()}
+              for group in saved["param_groups"]]
+    return {"state": state, "param_groups": groups}

@@ -61,5 +61,6 @@ def train_step(model, optimizer, scaler, images, tokens, step, device, max_grad_
         if reduce_gradients is not None:
             reduce_gradients(model.parameters())
         scaled_update(optimizer, scaler, max_grad_norm or None)  # unscale, clip, step, zero
-    clamp_logit_scale_(model)
+    if hasattr(model, "logit_scale"):  # a model trained without a temperature has none to cap
+        clamp_logit_scale_(model)
     return local

@@ -1,212 +1,74 @@
-"""The file formats CLIP weights come in, read (and written) without PyTorch.
+"""The file formats CLIP weights come in, recognised by their contents; PyTorch's read here.
 
-Each reader returns a *state dict*: a ``dict[str, numpy.ndarray]`` with the names the file
-holds. ``read_weights_file`` recognises a file by its contents, not by its name:
+:func:`read_weights_file` returns a *state dict*, a ``dict[str, numpy.ndarray]`` with the
+names the file holds, from any of:
 
-* OpenAI's released ``.pt`` files.  They are TorchScript archives: zip files
-  holding ``data.pkl``, a pickle of the module tree whose tensors point at raw
-  byte buffers stored next to it as ``data/0``, ``data/1``, ...
-* ``torch.save`` files (PyTorch >= 1.6), which use the same zip layout with a
-  pickled dict of tensors instead of a module tree.
-* ``.npz`` files, e.g. written by :func:`save_npz`.
-* ``.safetensors`` files, e.g. written by :func:`save_safetensors`.
+* OpenAI's released ``.pt`` files. They are TorchScript archives: zip files holding
+  ``data.pkl``, a pickle of the module tree whose tensors point at raw byte buffers stored
+  next to it as ``data/0``, ``data/1``, ...
+* ``torch.save`` files (PyTorch >= 1.6), which use the same zip layout with a pickled dict
+  of tensors instead of a module tree.
+* ``.npz`` files (``npz.py``), e.g. written by ``save_npz``.
+* ``.safetensors`` files (``safetensors.py``), e.g. written by ``save_safetensors``.
 
-(Hugging Face folders and names are ``huggingface.py``'s job; ``loading.py`` puts the
-two together.)
+(Hugging Face folders and names are ``huggingface.py``'s job; ``loading.py`` puts the two
+together.)
 
-Pickle files can run arbitrary code when loaded with ``pickle.load``.  We never
-do that: :class:`_RestrictedUnpickler` only lets a pickle refer to the handful
-of names that describe tensors and containers, and never calls the real
-PyTorch functions behind those names.
+Damaged and hostile files
+-------------------------
+A file from anywhere may be cut short, damaged or made to hurt. Every problem raises a
+:class:`~miniclip.weights.errors.CheckpointError` (a ``ValueError``) naming the file, the
+part (zip member, tensor, header field) and what to do; see ``errors.py`` for the
+hierarchy. Memory stays bounded by the file: zip members' sizes are checked before they
+are read (``zips.py``), ``.npy`` headers and safetensors offsets against the bytes present
+before an array is made, and a pickle as follows.
+
+Pickle files can run arbitrary code when loaded with ``pickle.load``. We never do that:
+:class:`_RestrictedUnpickler` only lets a pickle refer to the handful of names that
+describe tensors and containers, and never calls the real PyTorch functions behind those
+names; any other global is refused with a ``ForbiddenGlobalError`` (also a
+``pickle.UnpicklingError``). Before that, :func:`_check_opcodes` walks the pickle's
+opcodes and refuses declared lengths beyond the member, memo indices beyond the opcodes
+seen and extension codes, so that the unpickler never allocates more than the member
+holds. Each tensor must lie inside its storage and hold at most as many elements, and all
+tensors together at most :data:`TENSOR_BYTES_PER_FILE_BYTE` times the file's size.
 """
 
 from __future__ import annotations
 
 import collections
-import json
+import functools
+import io
+import math
 import os
 import pickle
-import struct
-import zipfile
+import pickletools
 
 import numpy as np
 
-from ..system.files import atomic_write
+from .dtypes import DTYPES, MAX_NDIM, decode_buffer, is_count
+from .errors import (
+    UNSUPPORTED,
+    CheckpointError,
+    CheckpointPickleError,
+    ForbiddenGlobalError,
+    parsing,
+    short_repr,
+)
+from .npz import read_npz_members
+from .safetensors import load_safetensors
+from .zips import Archive, open_regular_file
 
-__all__ = ["load_safetensors", "read_weights_file", "save_npz", "save_safetensors"]
+__all__ = ["NAME_CHARACTERS_PER_PICKLE_BYTE", "TENSOR_BYTES_PER_FILE_BYTE", "TorchScriptObject",
+           "read_weights_file"]
 
+#: The tensors of a PyTorch file may hold at most this many bytes per byte of the file:
+#: bfloat16 widens 2-fold, and tied weights show one storage twice.
+TENSOR_BYTES_PER_FILE_BYTE = 4
 
-# --------------------------------------------------------------------------
-# Element types
-# --------------------------------------------------------------------------
-
-# Element types by their safetensors names.  Byte order is spelled out ("<" =
-# little-endian) because both file formats fix it, whatever the machine uses.
-# NumPy has no bfloat16, so BF16 is read as raw 16-bit words and converted by
-# _decode_buffer.
-_DTYPES = {
-    "F64": np.dtype("<f8"),
-    "F32": np.dtype("<f4"),
-    "F16": np.dtype("<f2"),
-    "BF16": np.dtype("<u2"),
-    "I64": np.dtype("<i8"),
-    "I32": np.dtype("<i4"),
-    "I16": np.dtype("<i2"),
-    "I8": np.dtype("i1"),
-    "U8": np.dtype("u1"),
-    "BOOL": np.dtype("?"),
-}
-
-# The reverse table, used when writing.  BF16 is left out: NumPy arrays are
-# never bfloat16, so we never write it.
-_DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items() if name != "BF16"}
-
-
-def _bfloat16_to_float32(words: np.ndarray) -> np.ndarray:
-    """Widen raw bfloat16 bit patterns (uint16) to float32 values.
-
-    bfloat16 is simply the upper half of a float32: same sign bit, same 8
-    exponent bits, only 7 of the 23 mantissa bits.  Shifting the 16 bits into
-    the top of a 32-bit word and reinterpreting it as float32 is exact.
-    """
-    return (words.astype(np.uint32) << 16).view(np.float32)
-
-
-def _decode_buffer(buffer, dtype_name: str) -> np.ndarray:
-    """View raw little-endian bytes as a flat array of the named element type."""
-    flat = np.frombuffer(buffer, dtype=_DTYPES[dtype_name])
-    if dtype_name == "BF16":
-        flat = _bfloat16_to_float32(flat)
-    return flat
-
-
-# --------------------------------------------------------------------------
-# .npz
-# --------------------------------------------------------------------------
-
-
-def save_npz(path, state_dict: dict[str, np.ndarray]) -> None:
-    """Save a state dict as an uncompressed ``.npz`` file (atomically).
-
-    Object arrays raise ``TypeError``: NumPy would pickle them, and our
-    loader (rightly) refuses pickles inside ``.npz`` files.
-    """
-    arrays = {name: np.asarray(value) for name, value in state_dict.items()}
-    for name, array in arrays.items():
-        if array.dtype.hasobject:
-            raise TypeError(f"cannot save {name!r}: arrays of Python objects would have to be pickled")
-    with atomic_write(path) as file:
-        # Passing an open file stops NumPy from appending ".npz" to the name.
-        np.savez(file, **arrays)
-
-
-def _load_npz(path) -> dict[str, np.ndarray]:
-    """Read every array of an ``.npz`` file (refusing pickled object arrays)."""
-    with np.load(path, allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
-
-
-# --------------------------------------------------------------------------
-# .safetensors
-# --------------------------------------------------------------------------
-# Layout: an 8-byte little-endian unsigned integer N, then N bytes of JSON
-# header, then one buffer holding every tensor's raw little-endian bytes.
-# The header maps each tensor name to {"dtype", "shape", "data_offsets":
-# [begin, end]}, offsets counted from the start of that buffer; the optional
-# "__metadata__" entry maps strings to strings.
-
-
-def save_safetensors(path, state_dict: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
-    """Save a state dict as a ``.safetensors`` file (atomically).
-
-    Arrays keep their element type (F64, F32, F16, I64, I32, I16, I8, U8 or
-    BOOL); anything else, such as object arrays, raises ``TypeError`` before a
-    single byte is written.
-    """
-    header: dict = {} if metadata is None else {"__metadata__": dict(metadata)}
-    buffers = []
-    offset = 0
-    for name, value in state_dict.items():
-        array = np.asarray(value)
-        # Files are little-endian: convert big-endian arrays ("|" types,
-        # i.e. single bytes, have no byte order and stay as they are).
-        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
-        if array.dtype not in _DTYPE_NAMES:
-            raise TypeError(f"cannot save {name!r}: safetensors has no type for NumPy dtype {array.dtype}")
-        header[name] = {
-            "dtype": _DTYPE_NAMES[array.dtype],
-            "shape": list(array.shape),
-            "data_offsets": [offset, offset + array.nbytes],
-        }
-        buffers.append(array)
-        offset += array.nbytes
-
-    header_bytes = json.dumps(header).encode("utf-8")
-    # Pad the header with spaces (valid JSON) so the data starts at a multiple
-    # of 8 bytes, as the reference implementation does; readers can then map
-    # the data without misaligned 8-byte values.
-    header_bytes += b" " * (-len(header_bytes) % 8)
-    with atomic_write(path) as file:
-        file.write(struct.pack("<Q", len(header_bytes)))
-        file.write(header_bytes)
-        for array in buffers:
-            file.write(array.tobytes())
-
-
-def load_safetensors(path) -> dict[str, np.ndarray]:
-    """Read a ``.safetensors`` file, keeping each tensor's element type.
-
-    The one exception is BF16, which NumPy lacks: it is widened to float32.
-    Raises ``ValueError`` naming the file if the header is malformed or the
-    file is shorter than the header says.
-    """
-    path = os.fspath(path)
-    with open(path, "rb") as file:
-        file_size = os.fstat(file.fileno()).st_size
-        (header_size,) = struct.unpack("<Q", _read_exactly(file, 8, path))
-        if header_size > file_size - 8:
-            raise ValueError(f"{path}: safetensors header length {header_size} exceeds the file size {file_size}")
-        try:
-            header = json.loads(_read_exactly(file, header_size, path))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path}: safetensors header is not valid JSON ({error})") from None
-        if not isinstance(header, dict):
-            raise ValueError(f"{path}: safetensors header is not a JSON object")
-        header.pop("__metadata__", None)
-        data_start = 8 + header_size
-
-        state_dict = {}
-        for name, entry in header.items():
-            try:
-                dtype_name, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
-                well_formed = (isinstance(dtype_name, str) and isinstance(shape, list)
-                               and all(_is_count(n) for n in [*shape, begin, end]))
-            except (KeyError, TypeError, ValueError):
-                well_formed = False
-            if not well_formed:
-                raise ValueError(f"{path}: malformed safetensors header entry {name!r}: {entry!r}")
-            if dtype_name not in _DTYPES:
-                raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {dtype_name}")
-            expected = int(np.prod(shape)) * _DTYPES[dtype_name].itemsize
-            if end - begin != expected:
-                raise ValueError(f"{path}: tensor {name!r} has data_offsets {[begin, end]} for {expected} bytes")
-            file.seek(data_start + begin)
-            buffer = bytearray(_read_exactly(file, expected, path))  # bytearray: the array is writable
-            state_dict[name] = _decode_buffer(buffer, dtype_name).reshape(shape)
-    return state_dict
-
-
-def _is_count(value) -> bool:
-    """Whether ``value`` is a non-negative int (JSON and pickles can hold anything)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _read_exactly(file, size: int, path) -> bytes:
-    """Read ``size`` bytes or raise ``ValueError`` saying the file is truncated."""
-    data = file.read(size)
-    if len(data) != size:
-        raise ValueError(f"{path}: file is truncated (wanted {size} bytes at offset {file.tell() - len(data)}, got {len(data)})")
-    return data
+#: The dotted names of a TorchScript module tree may spell at most this many characters per
+#: byte of its pickle (each name part is stored once, but a path repeats its parents').
+NAME_CHARACTERS_PER_PICKLE_BYTE = 16
 
 
 # --------------------------------------------------------------------------
@@ -242,8 +104,15 @@ _TORCH_STORAGE_DTYPES = {
 }
 
 
+class _Invalid(pickle.UnpicklingError):
+    """What the pickle describes is not a valid tensor checkpoint (the message says why);
+    ``_load_torch_zip`` adds the file and the member."""
+
+
 class _StorageType:
     """Stand-in for a class such as ``torch.FloatStorage``: just its element type."""
+
+    __slots__ = ("dtype_name",)
 
     def __init__(self, dtype_name: str):
         self.dtype_name = dtype_name
@@ -268,25 +137,27 @@ def _rebuild_tensor(storage, storage_offset, shape, stride, *_ignored) -> np.nda
     A PyTorch tensor is a window onto a flat storage: element ``[i, j, ...]``
     lives at ``storage[offset + i*stride[0] + j*stride[1] + ...]``.  We check
     that the window fits inside the storage (a crafted file could otherwise
-    make NumPy read memory outside it), take that strided view and copy it
-    into a normal C-contiguous array.  The ignored arguments are
+    make NumPy read memory outside it) and holds no more elements than the storage
+    (strides of 0 could otherwise make a huge tensor of one element), take that strided
+    view and copy it into a normal C-contiguous array.  The ignored arguments are
     ``requires_grad``, backward hooks and optional metadata.
     """
     if not isinstance(storage, np.ndarray):
-        raise pickle.UnpicklingError("tensor storage is not a persistent storage reference")
+        raise _Invalid("tensor storage is not a persistent storage reference")
     if not (
-        _is_count(storage_offset)
+        is_count(storage_offset)
         and isinstance(shape, tuple)
         and isinstance(stride, tuple)
-        and len(shape) == len(stride)
-        and all(_is_count(n) for n in shape + stride)
+        and len(shape) == len(stride) <= MAX_NDIM
+        and all(is_count(n) for n in shape + stride)
     ):
-        raise pickle.UnpicklingError(f"invalid tensor layout: offset {storage_offset}, shape {shape}, stride {stride}")
+        raise _Invalid(f"invalid tensor layout: offset {short_repr(storage_offset)}, "
+                       f"shape {short_repr(shape)}, stride {short_repr(stride)}")
     if 0 in shape:
         return np.empty(shape, dtype=storage.dtype)
     last = storage_offset + sum((n - 1) * s for n, s in zip(shape, stride))
-    if last >= storage.size:
-        raise pickle.UnpicklingError(
+    if last >= storage.size or math.prod(shape) > storage.size:
+        raise _Invalid(
             f"tensor (offset {storage_offset}, shape {shape}, stride {stride}) "
             f"reaches element {last} of a storage of {storage.size} elements"
         )
@@ -317,24 +188,48 @@ class _RestrictedUnpickler(pickle.Unpickler):
     any attribute, which is how a malicious pickle calls ``os.system``.
     Ours looks names up in ``_ALLOWED_GLOBALS`` and refuses everything else.
 
-    ``read_record(key)`` must return the raw bytes of storage ``key``.
+    ``read_record(key)`` must return the raw bytes of storage ``key``; the tensors built
+    may hold at most ``tensor_bytes`` bytes together.
     """
 
-    def __init__(self, file, read_record):
+    def __init__(self, file, read_record, tensor_bytes, path, member):
         super().__init__(file)
         self._read_record = read_record
         self._storages = {}  # key -> flat array; tensors may share a storage
+        self._tensor_bytes_left = tensor_bytes
+        self._path, self._member = path, member
+        # A pickle can set attributes on any object it names (BUILD), so it gets objects of
+        # its own, never ones the next file would get: a class of this load's own for its
+        # modules, and below a fresh storage type or function wrapper per name.
+        self._module_class = type("TorchScriptObject", (TorchScriptObject,), {})
 
     def find_class(self, module, name):
         if (module, name) in _ALLOWED_GLOBALS:
-            return _ALLOWED_GLOBALS[module, name]
+            allowed = _ALLOWED_GLOBALS[module, name]
+            if isinstance(allowed, _StorageType):
+                return _StorageType(allowed.dtype_name)
+            if allowed is _rebuild_tensor:
+                return self._rebuild_counted
+            return functools.partial(allowed) if allowed is _rebuild_parameter else allowed
         # TorchScript names the classes of the saved modules "__torch__.<module>.<class>".
         if module == "__torch__" or module.startswith("__torch__."):
-            return TorchScriptObject
-        raise pickle.UnpicklingError(
-            f"refusing to load global {module}.{name}: it is not part of a plain "
-            "tensor checkpoint, and loading it could run arbitrary code"
-        )
+            return self._module_class
+        raise ForbiddenGlobalError(
+            self._path, f"member {short_repr(self._member)}",
+            f"refusing to load global {short_repr(module)[1:-1]}.{short_repr(name)[1:-1]}: "
+            "it is not part of a plain tensor checkpoint, and loading it could run arbitrary "
+            "code (nothing of it ran)",
+            "if you trust the file, load it with PyTorch and save its state_dict() as "
+            ".safetensors or .npz")
+
+    def _rebuild_counted(self, *args):
+        """``_rebuild_tensor``, counting the bytes the tensors take against the budget."""
+        tensor = _rebuild_tensor(*args)
+        self._tensor_bytes_left -= tensor.nbytes
+        if self._tensor_bytes_left < 0:
+            raise _Invalid(f"its tensors hold more than {TENSOR_BYTES_PER_FILE_BYTE} bytes per "
+                           "byte of the file, which no honest checkpoint does")
+        return tensor
 
     def persistent_load(self, pid):
         if not (
@@ -343,16 +238,49 @@ class _RestrictedUnpickler(pickle.Unpickler):
             and pid[0] == "storage"
             and isinstance(pid[1], _StorageType)
             and isinstance(pid[2], str)
-            and _is_count(pid[4])
+            and is_count(pid[4])
         ):
-            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
+            raise _Invalid(f"unsupported persistent id {short_repr(pid)}")
         _, storage_type, key, _location, size = pid
         if key not in self._storages:
-            storage = _decode_buffer(self._read_record(key), storage_type.dtype_name)
+            record = self._read_record(key)
+            itemsize = DTYPES[storage_type.dtype_name].itemsize
+            if len(record) % itemsize:
+                raise _Invalid(f"storage {short_repr(key)} holds {len(record)} bytes, not a "
+                               f"whole number of {storage_type.dtype_name} elements")
+            storage = decode_buffer(record, storage_type.dtype_name)
             if storage.size < size:
-                raise pickle.UnpicklingError(f"storage {key!r} holds {storage.size} elements, expected {size}")
+                raise _Invalid(f"storage {short_repr(key)} holds {storage.size} elements, "
+                               f"expected {size}")
             self._storages[key] = storage
         return self._storages[key]
+
+
+# The opcodes that store into the memo at an index they name: the C unpickler grows the
+# memo to that index at once.
+_MEMO_PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
+
+
+def _check_opcodes(data: bytes) -> None:
+    """Refuse a pickle that would make the unpickler allocate beyond ``data``'s size.
+
+    ``pickletools.genops`` reads every declared string and bytes length from the buffer
+    itself (so a length past the end fails after reading what is there, never allocating
+    it), and we check what it does not: memo indices beyond the opcodes seen, a frame
+    longer than the rest of the data, and extension codes (which PyTorch never writes).
+    """
+    seen = 0
+    for opcode, argument, position in pickletools.genops(data):
+        seen += 1
+        if opcode.name in _MEMO_PUTS and argument > seen:
+            raise _Invalid(f"opcode {opcode.name} at byte {position} stores memo entry "
+                           f"{argument} after {seen} opcodes")
+        if opcode.name == "FRAME" and argument > len(data) - position:
+            raise _Invalid(f"a frame at byte {position} declares {argument} bytes, "
+                           f"{len(data) - position} remain")
+        if opcode.name.startswith("EXT"):
+            raise _Invalid(f"opcode {opcode.name} at byte {position} names an extension "
+                           "code, which tensor checkpoints never use")
 
 
 def _find_torch_pickle(names: list[str]) -> str | None:
@@ -361,47 +289,73 @@ def _find_torch_pickle(names: list[str]) -> str | None:
     return candidates[0] if len(candidates) == 1 else None
 
 
-def _load_torch_zip(path: str, archive: zipfile.ZipFile, pickle_name: str) -> dict[str, np.ndarray]:
+def _load_torch_zip(archive: Archive, pickle_name: str) -> dict[str, np.ndarray]:
     """Read a ``torch.save`` file or a TorchScript archive into a state dict.
 
     ``pickle_name`` is the archive's ``<folder>/data.pkl``; the storages are
     in ``<folder>/data/``.
     """
-    folder = pickle_name[: -len("data.pkl")]
-    if folder + "byteorder" in archive.namelist() and archive.read(folder + "byteorder") != b"little":
-        raise ValueError(f"{path}: big-endian PyTorch archives are not supported")
+    path, folder = archive.path, pickle_name[: -len("data.pkl")]
+    if folder + "byteorder" in archive and archive.read(folder + "byteorder") != b"little":
+        raise CheckpointError(path, f"member '{folder}byteorder'", "big-endian PyTorch "
+                              "archives are not supported", "save it on a little-endian machine")
 
     def read_record(key):
+        name = f"{folder}data/{key}"
+        if name not in archive:
+            raise _Invalid(f"the archive has no storage {short_repr(name)}")
+        return archive.read(name)
+
+    data = archive.read(pickle_name)  # the unpickler reads from a buffer of exactly its size
+    unpickler = _RestrictedUnpickler(io.BytesIO(data), read_record,
+                                     TENSOR_BYTES_PER_FILE_BYTE * archive.size, path, pickle_name)
+    part = f"member {short_repr(pickle_name)}"
+    with parsing(path, part, "the pickle is damaged", error_type=CheckpointPickleError):
         try:
-            return archive.read(f"{folder}data/{key}")
-        except KeyError:
-            raise ValueError(f"{path}: the archive has no storage {folder}data/{key}") from None
-
-    with archive.open(pickle_name) as file:
-        saved = _RestrictedUnpickler(file, read_record).load()
-
-    if isinstance(saved, TorchScriptObject):
-        return _flatten_module(saved)
-    return _unwrap_state_dict(saved, path)
+            _check_opcodes(data)  # pickletools' errors on damaged bytes are caught above
+            saved = unpickler.load()
+            if isinstance(saved, TorchScriptObject):
+                return _flatten_module(saved, NAME_CHARACTERS_PER_PICKLE_BYTE * len(data))
+            return _unwrap_state_dict(saved)
+        except _Invalid as error:
+            raise CheckpointPickleError(path, part, str(error)) from error
 
 
-def _flatten_module(module: TorchScriptObject, prefix: str = "") -> dict[str, np.ndarray]:
+def _flatten_module(root: TorchScriptObject, budget: int) -> dict[str, np.ndarray]:
     """Collect the tensors of a TorchScript module tree under dotted names.
 
     This gives the module's ``state_dict()``: in a traced module every tensor
     attribute is a parameter or buffer (plain tensors used by the code become
-    constants, stored separately in ``constants.pkl``).
+    constants, stored separately in ``constants.pkl``). A crafted pickle can nest modules
+    deeply, share one many times over or make a cycle, so the tree is walked with an
+    explicit stack and each visit and name costs its length out of ``budget`` characters.
     """
     state_dict = {}
-    for name, value in module.state.items():
-        if isinstance(value, np.ndarray):
-            state_dict[prefix + name] = value
-        elif isinstance(value, TorchScriptObject):
-            state_dict.update(_flatten_module(value, prefix + name + "."))
+    pending = [(root, "")]
+    while pending:
+        module, prefix = pending.pop()
+        budget -= len(prefix) + 1
+        if budget < 0:
+            raise _Invalid("its module tree spells out names longer than the pickle can "
+                           "honestly hold: modules nested in a cycle or shared many times")
+        where = prefix.rstrip(".") or "<root>"
+        state = getattr(module, "state", None)
+        if not isinstance(state, dict):
+            raise _Invalid(f"module {short_repr(where)} has no attribute dict")
+        children = []
+        for name, value in state.items():
+            if not isinstance(name, str):
+                raise _Invalid(f"module {short_repr(where)} has an attribute named {short_repr(name)}")
+            if isinstance(value, np.ndarray):
+                state_dict[prefix + name] = value
+                budget -= len(prefix) + len(name)
+            elif isinstance(value, TorchScriptObject):
+                children.append((value, prefix + name + "."))
+        pending.extend(reversed(children))  # depth first, in attribute order
     return state_dict
 
 
-def _unwrap_state_dict(saved, path: str) -> dict[str, np.ndarray]:
+def _unwrap_state_dict(saved) -> dict[str, np.ndarray]:
     """Find the state dict in what ``torch.save`` stored.
 
     Training scripts often save ``{"state_dict": ..., "epoch": ...}``, and
@@ -411,10 +365,11 @@ def _unwrap_state_dict(saved, path: str) -> dict[str, np.ndarray]:
     if isinstance(saved, dict) and isinstance(saved.get("state_dict"), dict):
         saved = saved["state_dict"]
     if not isinstance(saved, dict):
-        raise ValueError(f"{path}: expected a state dict (a dict of tensors), found a {type(saved).__name__}")
+        raise _Invalid(f"expected a state dict (a dict of tensors), found a {type(saved).__name__}")
     for name, value in saved.items():
-        if not isinstance(value, np.ndarray):
-            raise ValueError(f"{path}: entry {name!r} of the state dict is a {type(value).__name__}, not a tensor")
+        if not isinstance(name, str) or not isinstance(value, np.ndarray):
+            raise _Invalid(f"entry {short_repr(name)} of the state dict is a "
+                           f"{type(value).__name__}, not a tensor")
     if saved and all(name.startswith("module.") for name in saved):
         saved = {name[len("module."):]: value for name, value in saved.items()}
     return dict(saved)
@@ -425,29 +380,29 @@ def _unwrap_state_dict(saved, path: str) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------
 
 
-def read_weights_file(path: str) -> dict[str, np.ndarray]:
-    """Read one weights file, recognising its format from its first bytes."""
-    with open(path, "rb") as file:
+def read_weights_file(path) -> dict[str, np.ndarray]:
+    """Read one weights file, recognising its format from its first bytes.
+
+    Raises ``FileNotFoundError`` for a missing file and a ``CheckpointError`` (a
+    ``ValueError``) naming the file, the part and the fix for a damaged or unsupported one.
+    """
+    path = os.fspath(path)
+    with open_regular_file(path) as file:
         start = file.read(9)
 
     if start.startswith(b"PK\x03\x04"):  # the signature of a zip file
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-                pickle_name = _find_torch_pickle(names)
-                if pickle_name is not None:
-                    return _load_torch_zip(path, archive, pickle_name)
-                if names and all(name.endswith(".npy") for name in names):
-                    return _load_npz(path)
-        except (zipfile.BadZipFile, EOFError) as error:
-            raise ValueError(f"{path}: corrupt or truncated zip archive ({error})") from None
-        raise ValueError(f"{path}: a zip archive, but neither a PyTorch file (no data.pkl) nor an .npz (not only .npy entries)")
+        with Archive(path) as archive:
+            pickle_name = _find_torch_pickle(archive.names)
+            if pickle_name is not None:
+                return _load_torch_zip(archive, pickle_name)
+            return read_npz_members(archive)
 
     # safetensors: an 8-byte header length, then a JSON object.
     if len(start) == 9 and start[8:9] == b"{":
         return load_safetensors(path)
 
-    tried = "a zip archive (PyTorch .pt/.bin, TorchScript, .npz) or a safetensors file"
     if start.startswith(b"\x80"):  # pickle protocol 2+ opcode
-        raise ValueError(f"{path}: a bare pickle, probably the legacy torch.save format of PyTorch < 1.6, which is not supported; expected {tried}")
-    raise ValueError(f"{path}: unrecognised checkpoint format (first bytes {start!r}); expected {tried}")
+        raise CheckpointError(path, None, "a bare pickle, probably the legacy torch.save format "
+                              "of PyTorch < 1.6, which is not supported", UNSUPPORTED)
+    raise CheckpointError(path, None, f"unrecognised checkpoint format (first bytes {start!r})",
+                          UNSUPPORTED)

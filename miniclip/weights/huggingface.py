@@ -14,6 +14,7 @@ import re
 
 import numpy as np
 
+from .errors import DAMAGED, CheckpointError, parsing, short_repr
 from .formats import read_weights_file
 
 __all__ = ["convert_hf_state_dict", "is_hf_state_dict", "load_hf_folder"]
@@ -85,7 +86,7 @@ def convert_hf_state_dict(hf_state_dict: dict[str, np.ndarray]) -> dict[str, np.
             continue
         match = _HF_BLOCK_NAME.fullmatch(name)
         if match is None:
-            raise ValueError(f"unrecognised name in a Hugging Face CLIP checkpoint: {name!r}")
+            raise ValueError(f"unrecognised name in a Hugging Face CLIP checkpoint: {short_repr(name)}")
         tower, index, part, kind = match.groups()
         block = f"{_HF_TOWERS[tower]}.{index}"
         if part in _HF_QKV_PARTS:
@@ -93,7 +94,7 @@ def convert_hf_state_dict(hf_state_dict: dict[str, np.ndarray]) -> dict[str, np.
         elif part in _HF_BLOCK_PARTS:
             state_dict[f"{block}.{_HF_BLOCK_PARTS[part]}.{kind}"] = value
         else:
-            raise ValueError(f"unrecognised name in a Hugging Face CLIP checkpoint: {name!r}")
+            raise ValueError(f"unrecognised name in a Hugging Face CLIP checkpoint: {short_repr(name)}")
 
     for (block, kind), parts in qkv.items():
         missing = [letter for letter in "qkv" if letter not in parts]
@@ -103,6 +104,9 @@ def convert_hf_state_dict(hf_state_dict: dict[str, np.ndarray]) -> dict[str, np.
         state_dict[f"{block}.attn.in_proj_{kind}"] = np.concatenate([parts["q"], parts["k"], parts["v"]])
     return state_dict
 
+
+# transformers' config.json of a CLIP is about 5 KB; more is not a configuration.
+_MAX_CONFIG_SIZE = 1 << 20
 
 # The weight files a transformers folder may hold, in order of preference.
 _HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -123,13 +127,28 @@ def _check_hf_config(config: dict, path: str) -> None:
     miniclip, so other HF models (many LAION ones use GELU) would load
     without complaint and then compute wrong features.
     """
+    if not isinstance(config, dict):
+        raise CheckpointError(path, None, f"holds a JSON {type(config).__name__}, not an "
+                              "object", DAMAGED)
     for tower, defaults in _HF_CONFIG_DEFAULTS.items():
-        settings = {**defaults, **config.get(tower, {})}
+        given = config.get(tower, {})
+        if not isinstance(given, dict):
+            raise CheckpointError(path, f"field {tower!r}", f"is a {type(given).__name__}, "
+                                  "not an object", DAMAGED)
+        settings = {**defaults, **given}
+        sizes = settings["hidden_size"], settings["num_attention_heads"]
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
+            raise CheckpointError(path, f"field {tower!r}", f"gives hidden_size "
+                                  f"{short_repr(sizes[0])} and num_attention_heads "
+                                  f"{short_repr(sizes[1])}, not positive integers", DAMAGED)
         if settings["hidden_act"] != "quick_gelu":
-            raise ValueError(f"{path}: {tower} uses activation {settings['hidden_act']!r}; miniclip implements only 'quick_gelu'")
-        head_width = settings["hidden_size"] / settings["num_attention_heads"]
+            raise CheckpointError(path, f"field '{tower}.hidden_act'", f"{tower} uses activation "
+                                  f"{short_repr(settings['hidden_act'])}",
+                                  "miniclip implements only 'quick_gelu'")
+        head_width = sizes[0] / sizes[1]
         if head_width != 64:
-            raise ValueError(f"{path}: {tower} has attention heads of width {head_width:g}; miniclip assumes 64")
+            raise CheckpointError(path, f"field {tower!r}", f"{tower} has attention heads of "
+                                  f"width {head_width:g}", "miniclip assumes 64")
 
 
 def load_hf_folder(folder: str) -> dict[str, np.ndarray]:
@@ -137,8 +156,14 @@ def load_hf_folder(folder: str) -> dict[str, np.ndarray]:
     config_path = os.path.join(folder, "config.json")
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"{folder} is a folder but has no config.json, so it is not a Hugging Face checkpoint")
-    with open(config_path, encoding="utf-8") as file:
-        _check_hf_config(json.load(file), config_path)
+    with open(config_path, "rb") as file:
+        raw = file.read(_MAX_CONFIG_SIZE + 1)
+    if len(raw) > _MAX_CONFIG_SIZE:
+        raise CheckpointError(config_path, None, f"is over {_MAX_CONFIG_SIZE} bytes, not a "
+                              "configuration")
+    with parsing(config_path, None, "is not a valid JSON configuration"):
+        config = json.loads(raw.decode("utf-8"))
+    _check_hf_config(config, config_path)
     for weight_file in _HF_WEIGHT_FILES:
         weight_path = os.path.join(folder, weight_file)
         if os.path.isfile(weight_path):

@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from .errors import CheckpointError
 from .formats import read_weights_file
 from .huggingface import convert_hf_state_dict, is_hf_state_dict, load_hf_folder
 
@@ -30,9 +31,11 @@ def load_state_dict(path) -> dict[str, np.ndarray]:
     the contents.  Floating-point arrays come back as float32, integer ones
     unchanged, 0-d tensors (like ``logit_scale``) as 0-d arrays.
 
-    Raises ``FileNotFoundError`` for a missing file, ``ValueError`` for an
-    unknown or damaged format and ``pickle.UnpicklingError`` for a pickle
-    that names anything beyond tensors and containers.
+    Raises ``FileNotFoundError`` for a missing file and a
+    :class:`~miniclip.weights.errors.CheckpointError` (a ``ValueError``) naming the file,
+    the part that is wrong and the fix for a damaged or unsupported one; a pickle that
+    names anything beyond tensors and containers raises its subclass
+    ``ForbiddenGlobalError``, which is also a ``pickle.UnpicklingError``.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -40,7 +43,11 @@ def load_state_dict(path) -> dict[str, np.ndarray]:
     else:
         state_dict = read_weights_file(path)
     if is_hf_state_dict(state_dict):
-        state_dict = convert_hf_state_dict(state_dict)
+        try:
+            state_dict = convert_hf_state_dict(state_dict)
+        except ValueError as error:  # names or shapes that are not transformers' CLIPModel
+            raise CheckpointError(path, None, str(error), "expected the tensors of "
+                                  "transformers' CLIPModel, under its names") from error
     return _to_float32(state_dict)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 import miniclip
 import miniclip.functional as F
-from miniclip import Tensor, nn
+from miniclip import Tensor, create_model, nn, no_grad, tokenize
 from miniclip.functional.gradcheck import gradcheck
 from miniclip.grading import exercise
 from miniclip.models import ResidualAttentionBlock
@@ -209,6 +209,35 @@ for name, m in [("no mask", None), ("causal mask", mask)]:
     b = nn.multi_head_attention(changed, changed, changed, heads, attn_mask=m).numpy()
     moved = np.abs(a - b).max(axis=(0, 2))           # per position
     print(f"{name:12s} change per position: {np.array2string(moved, precision=3)}")
+
+# %% [markdown]
+# ### Padding costs nothing: the text tower stops at the last end-of-text token
+#
+# The same fact makes padding free. Captions are padded with id 0 to the context length
+# (77 positions in OpenAI's models), but an ordinary prompt such as "a photo of a dog."
+# fills fewer than 10. Every layer of the tower acts on each position alone, except
+# attention, and in attention the mask gives every position after a query a weight of
+# exactly $e^{-\infty} = 0$. So the positions after a batch's last end-of-text token can
+# change no feature, and `encode_text` simply does not compute them: it cuts the batch to
+# the positions up to its last end-of-text token (the largest id of each row, found with
+# `argmax`) before the embedding. The result is *exact*, not an approximation; it differs
+# from running all the positions only by float32 rounding, because the matrix products
+# sum the same terms over fewer rows. Below, the tower run by hand over all 32 positions
+# of a tiny model, against `encode_text`:
+
+# %%
+text_model = create_model("tiny-vit").eval()
+prompts = tokenize(["a photo of a red circle.", "a blue square."],
+                   context_length=text_model.context_length)       # [2, 32], padded with 0
+last = int(prompts.argmax(axis=-1).max())                          # the last end-of-text
+with no_grad():
+    trimmed = text_model.encode_text(prompts).numpy()              # runs positions 0..last
+    ids = Tensor(prompts).data
+    h = text_model.token_embedding(ids) + text_model.positional_embedding   # all 32
+    h = text_model.ln_final(text_model.transformer(h))
+    full = (h[np.arange(2), prompts.argmax(axis=-1)] @ text_model.text_projection).numpy()
+print(f"positions run: {last + 1} of {prompts.shape[1]}; largest relative difference "
+      f"{np.abs(trimmed - full).max() / np.abs(full).max():.1e}")
 
 # %% [markdown]
 # ## A hand-built example we can read

@@ -1,4 +1,4 @@
-"""Real image–caption data: a folder of images and a captions file.
+"""The captions file of an image–caption folder: its format, and reading it into a listing.
 
 The captions file
 -----------------
@@ -31,22 +31,22 @@ What is an error and what is skipped
 A problem with the file's structure stops everything before training starts, with a
 :class:`DataError` naming the file, the line and the fix: no header or a header without
 the two columns, a row with extra fields, an unclosed or stray quote, text that is not
-UTF-8, a JSONL line that is not an object with both keys. A problem with one row is
-skipped and counted, and the first few are named in one warning: an empty caption, a row
-without a file name, and (when training) an image that is missing or cannot be opened.
+UTF-8, a JSONL line that is not an object with both keys, a file with no usable row. A
+problem with one row is skipped and counted, and the first few are named in one warning:
+an empty caption, a row without a file name, a caption over
+:data:`MAX_CAPTION_CHARACTERS` (or a field over the 131,072 characters Python's csv
+module holds) (CLIP reads 77 tokens, a few hundred characters; a longer
+"caption" is a paste gone wrong), and (when the images are read, ``images.py``) an image
+that is missing or cannot be opened.
 """
 import codecs
 import csv
 import io
 import json
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from .preprocess import TRAIN_RESIZE, random_square_crop, read_image
+from .problems import DataError, Skipped, require_folder
 
 #: Captions files looked for, in this order, when none is named.
 CAPTIONS_FILES = ("captions.csv", "captions.tsv", "captions.jsonl")
@@ -58,47 +58,9 @@ IMAGE_COLUMN, CAPTION_COLUMN = "filename", "caption"
 UNCLOSED_QUOTE = ("a quote opened on this line is not closed on it; close it (captions are "
                   "one line each)")
 
-#: How many skipped rows or files a warning names (the rest are counted).
-NAMED_IN_WARNINGS = 5
-
-#: What reading or verifying an image raises for a file that is not a readable image.
-IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
-
-
-class DataError(ValueError):
-    """A captions file or image folder that cannot be used as it is; the message names the
-    file (and line) and says how to fix it."""
-
-
-@dataclass
-class Skipped:
-    """Things left out (rows, image files), each with the reason: ``(where, reason)``."""
-    what: str = "image files that could not be read"
-    entries: list = field(default_factory=list)
-
-    def add(self, where, reason):
-        """Record ``where`` and ``reason``: a text, or an exception, of which the one it
-        wraps is kept if any (``read_image``'s errors wrap PIL's to name the file, which
-        ``where`` names already)."""
-        if isinstance(reason, BaseException) and reason.__cause__ is not None:
-            reason = reason.__cause__
-        self.entries.append((str(where), str(reason)))
-
-    def __len__(self):
-        return len(self.entries)
-
-    def message(self, total):
-        """One line saying how many of ``total`` were skipped, naming the first few."""
-        named = "; ".join(f"{where} ({reason})" for where, reason in
-                          self.entries[:NAMED_IN_WARNINGS])
-        more = len(self.entries) - NAMED_IN_WARNINGS
-        return (f"skipped {len(self.entries)} of {total} {self.what}: {named}"
-                + (f"; and {more} more" if more > 0 else ""))
-
-    def warn(self, total):
-        """Issue :meth:`message` as a ``UserWarning`` when anything was skipped."""
-        if self.entries:
-            warnings.warn(self.message(total), stacklevel=3)
+#: The longest caption kept: CLIP's 77 tokens hold at most a few hundred characters of
+#: text, and a longer one is a paste gone wrong (the tokenizer would cut it anyway).
+MAX_CAPTION_CHARACTERS = 2000
 
 
 @dataclass
@@ -109,16 +71,6 @@ class CaptionFolder:
     paths: list             # [N] Path
     captions: list          # [N] lists of str, each non-empty
     skipped_rows: Skipped   # rows without a caption or a file name
-
-
-def require_folder(root, layout):
-    """``root`` as a ``Path``; ``FileNotFoundError`` saying what ``layout`` was expected when
-    it is not a folder."""
-    root = Path(root)
-    if not root.is_dir():
-        what = "no such folder" if not root.exists() else "not a folder"
-        raise FileNotFoundError(f"{what}: {root} ({layout})")
-    return root
 
 
 def find_captions_file(root, captions=None):
@@ -140,16 +92,22 @@ def find_captions_file(root, captions=None):
 def read_caption_rows(path):
     """The rows of a captions file (see the module docstring) as ``(line, filename,
     caption)`` triples, with white space stripped, and a :class:`Skipped` of the rows
-    without a caption or a file name. Raises :class:`DataError` for a structural problem."""
+    without a caption or a file name or with an over-long caption. Raises
+    :class:`DataError` for a structural problem."""
     path = Path(path)
     text = _decode(path)
     rows, skipped = [], Skipped(f"rows of {path}")
     read = _jsonl_rows if path.suffix.lower() == ".jsonl" else _delimited_rows
     for line, filename, caption in read(path, text):
-        if not filename:
+        if filename is None:
+            skipped.add(f"line {line}", caption)
+        elif not filename:
             skipped.add(f"line {line}", "no file name")
         elif not caption:
             skipped.add(f"line {line}", f"no caption for {filename}")
+        elif len(caption) > MAX_CAPTION_CHARACTERS:
+            skipped.add(f"line {line}", f"a caption of {len(caption):,} characters for "
+                        f"{filename}, over {MAX_CAPTION_CHARACTERS:,}")
         else:
             rows.append((line, filename, caption))
     if not rows:
@@ -172,7 +130,8 @@ def _decode(path):
 
 
 def _delimited_rows(path, text):
-    """``(line, filename, caption)`` of a CSV (or, for ``.tsv``, tab-separated) text."""
+    """``(line, filename, caption)`` of a CSV (or, for ``.tsv``, tab-separated) text; a row
+    with a field longer than the csv module holds comes as ``(line, None, why)``."""
     tsv = path.suffix.lower() == ".tsv"
     separator = "tab" if tsv else "comma"
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if tsv else ",",
@@ -186,6 +145,10 @@ def _delimited_rows(path, text):
         except csv.Error as error:
             if "unexpected end of data" in str(error):  # the quote is never closed
                 raise DataError(f"{path}, line {start}: {UNCLOSED_QUOTE}") from None
+            if "field larger than field limit" in str(error) and header is not None:
+                end = reader.line_num  # the reader goes on with the next line
+                yield start, None, f"a field over {csv.field_size_limit():,} characters"
+                continue
             raise DataError(f"{path}, line {reader.line_num}: {error}; in a quoted caption, "
                             'write a double quote twice ("a ""big"" cat")') from None
         if fields is None:
@@ -239,7 +202,7 @@ def _jsonl_rows(path, text):
         try:
             value = json.loads(record)
             filename, captions = value[IMAGE_COLUMN], value[CAPTION_COLUMN]
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, RecursionError) as error:  # nesting too deep
             raise DataError(f"{path}, line {line}: expected a JSON object with "
                             f"'{IMAGE_COLUMN}' and '{CAPTION_COLUMN}', got "
                             f"{record.strip()[:60]!r} ({error})") from None
@@ -268,101 +231,3 @@ def read_caption_folder(root, captions=None):
         grouped.setdefault(filename, []).append(caption)
     return CaptionFolder(root, path, [root / name for name in grouped], list(grouped.values()),
                          skipped)
-
-
-def verify_images(paths):
-    """Cheaply check that each file exists and has a readable image header (PIL's
-    ``verify``, which does not decode the pixels). Returns ``(readable [n] int64 indices
-    into paths, Skipped of the others)``."""
-    readable, skipped = [], Skipped()
-    for index, path in enumerate(paths):
-        try:
-            with Image.open(path) as image:
-                image.verify()
-        except IMAGE_ERRORS as error:
-            skipped.add(path, "no such file" if isinstance(error, FileNotFoundError) else error)
-            continue
-        readable.append(index)
-    return np.array(readable, dtype=np.int64), skipped
-
-
-class ImageTextFolder:
-    """A folder of images and a captions file (see the module docstring) as a dataset.
-
-    Everything is checked up front, before training starts: the captions file's structure
-    (a :class:`DataError` naming the line), its rows (blank captions skipped) and every
-    image's header (missing and unreadable files skipped); what was skipped is named in a
-    warning and kept in ``skipped_rows`` and ``skipped_images``. An image that passes the
-    check but fails to decode later (a file truncated after its header) does not stop a
-    run either: :meth:`visit` substitutes the next image, warns and counts it in ``failed``.
-
-    Args:
-        root: the folder; image names in the captions file are relative to it.
-        captions: the captions file (default: the first of :data:`CAPTIONS_FILES`).
-        random_crop: the model's input resolution ``n_px`` to train with the paper's
-            augmentation (:func:`~miniclip.data.preprocess.random_square_crop`), or None for
-            the images as they are (the collate's preprocessing then centre-crops them).
-            With it, JPEGs much larger than the crop are decoded at a reduced scale
-            (``read_image``'s ``draft``), which makes decoding several times faster.
-        seed: seed of the captions drawn and the crops.
-
-    ``dataset[i]`` is ``(image, first caption of image i)``, the same every time;
-    ``dataset.visit(i, epoch)``, which :class:`~miniclip.data.DataLoader` calls, draws one
-    of the captions and the crop from ``(seed, epoch, i)`` alone, so that a resumed run or
-    a prefetching loader sees exactly the same items.
-    """
-
-    def __init__(self, root, captions=None, *, random_crop=None, seed=0):
-        folder = read_caption_folder(root, captions)
-        readable, self.skipped_images = verify_images(folder.paths)
-        self.skipped_images.warn(len(folder.paths))
-        if not len(readable):
-            raise DataError(f"none of the {len(folder.paths)} images listed in "
-                            f"{folder.captions_file} could be read: "
-                            f"{self.skipped_images.message(len(folder.paths))}")
-        self.root, self.captions_file = folder.root, folder.captions_file
-        self.paths = [folder.paths[i] for i in readable]              # [N] Path
-        self.captions = [folder.captions[i] for i in readable]        # [N] lists of str
-        self.skipped_rows = folder.skipped_rows
-        self.random_crop, self.seed = random_crop, seed
-        # the shorter side random_square_crop resizes to: decoding needs no more
-        self._draft = None if random_crop is None else int(random_crop * TRAIN_RESIZE)
-        self.failed = Skipped("images that failed to decode during training")
-        self._unreadable = set()  # indices that failed once: not tried again
-
-    def __len__(self):
-        return len(self.paths)
-
-    def __getitem__(self, index):
-        return read_image(self.paths[index]), self.captions[index][0]
-
-    def visit(self, index, epoch):
-        """``(image, caption)`` for a visit to item ``index`` in epoch ``epoch``: one of
-        its captions, and with ``random_crop`` a random square, drawn from
-        ``(seed, epoch, index)``."""
-        rng = np.random.default_rng([self.seed, epoch, index])
-        index, image = self._read(index)
-        captions = self.captions[index]
-        caption = captions[int(rng.integers(len(captions)))]
-        if self.random_crop is not None:
-            image = random_square_crop(image, self.random_crop, rng)
-        return image, caption
-
-    def _read(self, index):
-        """``(index, image)`` of the first item from ``index`` on (wrapping round) whose
-        image decodes; each failure is warned about and counted in ``failed``."""
-        for candidate in ((index + offset) % len(self) for offset in range(len(self))):
-            if candidate in self._unreadable:
-                continue
-            try:
-                return candidate, read_image(self.paths[candidate], self._draft)
-            except IMAGE_ERRORS as error:
-                self._unreadable.add(candidate)
-                self.failed.add(self.paths[candidate], error)
-                if len(self.failed) <= NAMED_IN_WARNINGS:
-                    warnings.warn(f"{error}; skipping it: the next image takes its place "
-                                  f"({self.failed.what} so far: {len(self.failed)}"
-                                  + ("; the next are only counted" if len(self.failed)
-                                     == NAMED_IN_WARNINGS else "") + ")", stacklevel=2)
-        raise DataError(f"none of the images of {self.root} can be decoded: "
-                        f"{self.failed.message(len(self))}")
