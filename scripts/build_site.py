@@ -26,14 +26,14 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 HOME = """\
 # miniclip: the course
 
-OpenAI's CLIP rebuilt from scratch on NumPy, as a course: fourteen notebooks, tutorials
+OpenAI's CLIP rebuilt from scratch on NumPy, as a course: sixteen notebooks, tutorials
 and six graded assignments. Start with the [syllabus](syllabus.md): the order, what each
 unit needs and teaches, how long its notebook takes to run, and which notebook and
 tutorial prepare each assignment.
 
 * [Syllabus](syllabus.md)
 * Notebooks, rendered with their output: from [1. Autograd](course/01_autograd.md) to
-  [14. Training at scale](course/14_training_at_scale.md)
+  [16. The paper's findings, small](course/16_papers_findings.md)
 * Tutorials: from [the course's exercises](tutorials/exercises.md) to
   [setting auto-graded assignments](tutorials/assignments.md)
 * [Reference](reference.md): the package, module by module

@@ -23,7 +23,7 @@ soon as the backward has produced its gradients, hiding communication behind the
 the backward. That pays when the network or a GPU's copy engines move data while the
 compute units work. On a CPU, MPI makes progress only inside MPI calls and the cores are
 busy with the backward (one per rank), so an overlapped all-reduce would wait for the
-backward to end anyway. And there is little to hide: the README measures the tiny ViT's
+backward to end anyway. And there is little to hide: ``docs/results.md`` measures the tiny ViT's
 gradient all-reduce on 2 processes at about a tenth of a step.
 
 **Batch norm.** The ResNet's batch norms normalise by the statistics of each rank's own

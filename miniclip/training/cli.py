@@ -145,8 +145,8 @@ def parse_args(argv=None):
         help="also measure zero-shot accuracy every N steps (default: only at the end)")
     add("--data", metavar="DIR",
         help="train on this folder of images instead; its captions file has a header line "
-             "'filename,caption' and a row per caption, several per image allowed (README: "
-             "Training on your own images)")
+             "'filename,caption' and a row per caption, several per image allowed (tutorials/"
+             "training.md: your own images)")
     add("--captions", metavar="FILE",
         help="captions file inside --data (default: the first of captions.csv, "
              "captions.tsv, captions.jsonl)")
