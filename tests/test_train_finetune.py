@@ -111,11 +111,13 @@ def test_the_run_folder_records_the_source_its_sha256_and_the_settings(pretraine
     assert "locked" not in meta["extra"]  # nothing locked: the setting is absent
 
 
-def test_a_run_from_scratch_records_the_settings_it_always_did(pretrained):
+def test_a_run_from_scratch_records_no_fine_tuning_settings(pretrained):
+    """Only the loss joined the settings of a run from scratch (a checkpoint without it was
+    trained with CLIP's, ``resume.SETTING_DEFAULTS``): none of fine-tuning's appear."""
     with np.load(pretrained["vit"]) as file:
         saved = json.loads(str(file["meta"]))["extra"]
     assert set(saved) == {"model", "batch_size", "seed", "data", "train_size", "lr",
-                          "weight_decay", "world_size", "history", "schedule"}
+                          "weight_decay", "world_size", "loss", "history", "schedule"}
 
 
 def test_fine_tuning_defaults_are_gentler_than_training_from_scratch(pretrained):
