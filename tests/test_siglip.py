@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+from test_loss import D_E, D_I, D_T, N, tensor  # the same small feature sizes and helper
 
 from miniclip import backend
 from miniclip.autograd import Tensor
@@ -17,13 +18,6 @@ from miniclip.training.siglip import (
     siglip_loss_from_features,
     sigmoid_loss,
 )
-
-N, D_I, D_T, D_E = 4, 5, 3, 6
-
-
-def tensor(array, device, requires_grad=False):
-    return Tensor(backend.get_device(device).to_device(np.asarray(array)),
-                  requires_grad=requires_grad)
 
 
 def feature_inputs(device, seed=0):

@@ -18,7 +18,7 @@ from .. import backend, nn
 from .. import functional as F
 from ..autograd import Tensor
 from ..tokenizer.words import PAD_ID
-from .image_tower import images_like
+from .image_tower import ImageClassifier, images_like
 
 
 class BagOfWordsEncoder(nn.Module):
@@ -74,18 +74,11 @@ class BagOfWordsCLIP(nn.Module):
         return logits_per_image, logits_per_image.T
 
 
-class BagOfWordsPredictor(nn.Module):
+class BagOfWordsPredictor(ImageClassifier):
     """Image tower + a linear layer: images ``[N, 3, R, R]`` -> word logits ``[N, V]``,
-    the logit of word w being how sure the model is that the caption says w."""
+    the logit of word w being how sure the model is that the caption says w (the
+    supervised classifier's network, with one output per vocabulary word)."""
 
     def __init__(self, visual, vocab_size):
-        super().__init__()
-        self.visual = visual
-        self.head = nn.Linear(visual.output_dim, vocab_size)
-
-    def encode_image(self, images):
-        return self.visual(images_like(images, self.head.weight))            # [N, E]
-
-    def forward(self, images):
-        return self.head(self.encode_image(images))                  # [N, V]
+        super().__init__(visual, vocab_size)
 
